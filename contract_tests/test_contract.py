@@ -1,0 +1,44 @@
+"""The contract suite, in-process: schemathesis drives the app built by ``create_app``.
+
+Every operation of the spec runs through the examples, coverage and fuzzing phases with all
+built-in checks plus ours (``checks.py``), authenticated as the bootstrap superadmin who also
+owns a workspace; then the stateful phase follows the spec's OpenAPI links.
+"""
+
+from __future__ import annotations
+
+import os
+
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from contract_tests import checks  # noqa: F401  (registers the custom checks)
+from contract_tests.harness import AUTH_HEADERS, build_app
+
+MAX_EXAMPLES = int(os.environ.get("GANTRY_CONTRACT_EXAMPLES", "20"))
+STATEFUL_EXAMPLES = int(os.environ.get("GANTRY_CONTRACT_STATEFUL_EXAMPLES", "25"))
+
+app, spec_document = build_app()
+schema = schemathesis.openapi.from_dict(spec_document)
+schema.app = app
+schema.config.update(headers=AUTH_HEADERS, seed=int(os.environ.get("GANTRY_CONTRACT_SEED", "1")))
+schema.config.output.sanitization.update(enabled=False)
+
+
+@schema.parametrize()
+@settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+def test_operation_keeps_the_contract(case: schemathesis.Case) -> None:
+    case.call_and_validate()
+
+
+class StatefulWorkflow(schema.as_state_machine()):  # type: ignore[misc]
+    """Create → read → update → list → delete chains built from the spec's links."""
+
+
+TestStatefulWorkflow = StatefulWorkflow.TestCase
+TestStatefulWorkflow.settings = settings(
+    max_examples=STATEFUL_EXAMPLES,
+    stateful_step_count=6,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)

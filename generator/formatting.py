@@ -1,0 +1,30 @@
+"""Let the pinned ruff have the last word on every generated Python file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+# Fixed here, and `--isolated`, so no pyproject near the output can change the bytes.
+_RUFF_ARGS = ("format", "--isolated", "--line-length", "100", "--target-version", "py311")
+
+
+def ruff_binary() -> str:
+    """The ruff installed beside this interpreter (the pinned one), else ruff's own lookup."""
+    beside = Path(sys.executable).with_name("ruff")
+    if beside.exists():
+        return str(beside)
+    from ruff.__main__ import find_ruff_bin
+
+    return str(find_ruff_bin())
+
+
+def format_files(folder: Path, names: list[str]) -> None:
+    """Format `names` inside `folder` in place; raise `RuntimeError` with ruff's message on failure."""
+    if not names:
+        return
+    command = [ruff_binary(), *_RUFF_ARGS, "--quiet", "--", *names]
+    result = subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"ruff format failed: {result.stderr.strip() or result.stdout.strip()}")

@@ -1,0 +1,102 @@
+"""The intermediate representation: exactly what the templates need, and nothing from raw dicts.
+
+Names are already safe (see `names`), schemas already JSON Schema 2020-12 (see `schemas`),
+everything is sorted. Fields mirror the dataclasses of the generated `operations.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+JsonSchema = Mapping[str, Any] | bool
+
+
+@dataclass(frozen=True)
+class SecurityScheme:
+    """A `components/securitySchemes` entry, flattened."""
+
+    name: str
+    type: str
+    scheme: str | None  # http: `bearer`, `basic` (lower case)
+    bearer_format: str | None
+    location: str | None  # apiKey: `header`, `query` or `cookie`
+    parameter_name: str | None  # apiKey: the header, query or cookie name
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter in effect for an operation (path-item ones merged in)."""
+
+    name: str
+    python_name: str
+    location: str
+    required: bool
+    style: str
+    explode: bool
+    schema: JsonSchema
+
+
+@dataclass(frozen=True)
+class MediaBody:
+    """One media type of a request or response body."""
+
+    media_type: str
+    schema: JsonSchema
+    model: str | None  # the models.py class of a JSON body that is a component schema
+
+
+@dataclass(frozen=True)
+class RequestBody:
+    """An operation's request body."""
+
+    required: bool
+    content: tuple[MediaBody, ...]
+
+
+@dataclass(frozen=True)
+class Response:
+    """One documented response."""
+
+    status: str
+    content: tuple[MediaBody, ...]
+    headers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One operation, with its route and handler names."""
+
+    operation_id: str
+    tag: str | None
+    handler_module: str
+    handler_name: str
+    method: str
+    path: str
+    rule: str
+    security: tuple[tuple[str, ...], ...]
+    min_role: str | None
+    parameters: tuple[Parameter, ...]
+    request_body: RequestBody | None
+    responses: tuple[Response, ...]
+    is_list: bool
+
+
+@dataclass(frozen=True)
+class Source:
+    """The spec a package was generated from, as the file headers name it."""
+
+    path: str  # as given on the command line, relative, with `/` separators
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Api:
+    """Everything the templates render."""
+
+    source: Source
+    title: str
+    base_path: str
+    operations: tuple[Operation, ...]  # sorted by path, then method
+    security_schemes: tuple[SecurityScheme, ...]  # sorted by name

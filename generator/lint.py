@@ -1,0 +1,210 @@
+"""Our checks on top of the OpenAPI schema: every finding is a `Diagnostic`, all found in one run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from . import conventions, jsonpointer, names
+from .diagnostics import Diagnostic
+from .resolve import RefError, Resolver, iter_refs
+from .walk import (
+    PATH_TEMPLATE,
+    OperationSite,
+    ParameterSite,
+    iter_operations,
+    parameters,
+    security,
+    template_names,
+)
+
+
+def check_refs(document: dict[str, Any], resolver: Resolver) -> list[Diagnostic]:
+    """A `$ref` that leads nowhere (or outside the document) is an error."""
+    problems = []
+    for pointer, ref in iter_refs(document):
+        try:
+            resolver.lookup(ref)
+        except RefError as exc:
+            problems.append(Diagnostic.error(pointer, str(exc)))
+    return problems
+
+
+def lint(document: dict[str, Any], resolver: Resolver) -> list[Diagnostic]:
+    """Every convention problem of the document (`$ref`s are `check_refs`' job)."""
+    profile = conventions.gantry_profile(document)
+    sites = list(iter_operations(document, resolver))
+    problems: list[Diagnostic] = []
+    problems += _operation_ids(sites, profile)
+    problems += _handler_names(sites)
+    problems += _equivalent_paths(document)
+    schemes = _security_scheme_names(document)
+    for site in sites:
+        params = parameters(site, resolver)
+        problems += _path_parameters(site, params)
+        problems += _parameter_names(site, params)
+        problems += _security(site, document, schemes, profile)
+        problems += _min_role(site, document, profile)
+        problems += _pagination(site, params, resolver, profile)
+    if not str(document.get("openapi", "")).startswith("3.0"):
+        problems += _nullable_in_31(document)
+    return problems
+
+
+def _convention(profile: bool, pointer: str, message: str) -> Diagnostic:
+    """An error in a Gantry spec, a warning elsewhere."""
+    if profile:
+        return Diagnostic.error(pointer, message)
+    return Diagnostic.warning(pointer, message + " (Gantry convention)")
+
+
+def _operation_ids(sites: list[OperationSite], profile: bool) -> Iterator[Diagnostic]:
+    first: dict[str, OperationSite] = {}
+    for site in sites:
+        declared = site.operation.get("operationId")
+        if not isinstance(declared, str) or not declared:
+            message = f"{site.label} has no operationId; its handler is named {site.handler_name!r}"
+            yield _convention(profile, site.pointer, message)
+        key = site.operation_id
+        if key in first:
+            other = first[key]
+            pointer = jsonpointer.child(site.pointer, "operationId") if declared else site.pointer
+            yield Diagnostic.error(pointer, f"operationId {key!r} is also used by {other.label}")
+        else:
+            first[key] = site
+
+
+def _handler_names(sites: list[OperationSite]) -> Iterator[Diagnostic]:
+    seen: dict[tuple[str, str], OperationSite] = {}
+    for site in sites:
+        key = (site.handler_module, site.handler_name)
+        other = seen.setdefault(key, site)
+        if other is not site and other.operation_id != site.operation_id:
+            message = (
+                f"operationId {site.operation_id!r} gives the same handler "
+                f"{key[0]}.{key[1]} as {other.operation_id!r} ({other.label})"
+            )
+            yield Diagnostic.error(site.pointer, message)
+
+
+def _equivalent_paths(document: dict[str, Any]) -> Iterator[Diagnostic]:
+    paths = document.get("paths")
+    if not isinstance(paths, dict):
+        return
+    seen: dict[str, str] = {}
+    for path in sorted(paths):
+        shape = _shape(path)
+        if shape in seen:
+            message = f"path {path!r} is equivalent to {seen[shape]!r} (only the names differ)"
+            yield Diagnostic.error(jsonpointer.child("/paths", path), message)
+        else:
+            seen[shape] = path
+
+
+def _shape(path: str) -> str:
+    """A path template with its variable names erased: `/a/{x}` → `/a/{}`."""
+    return PATH_TEMPLATE.sub("{}", path)
+
+
+def _path_parameters(site: OperationSite, params: list[ParameterSite]) -> Iterator[Diagnostic]:
+    in_template = template_names(site.path)
+    declared = {p.name for p in params if p.location == "path"}
+    for name in sorted({n for n in in_template if in_template.count(n) > 1}):
+        yield Diagnostic.error(
+            site.pointer, f"path parameter {name!r} occurs twice in {site.path!r}"
+        )
+    for name in in_template:
+        if name not in declared:
+            message = f"path parameter {name!r} of {site.label} is not declared"
+            yield Diagnostic.error(site.pointer, message)
+    for param in params:
+        if param.location == "path" and param.name not in in_template:
+            message = f"path parameter {param.name!r} does not occur in {site.path!r}"
+            yield Diagnostic.error(param.pointer, message)
+
+
+def _parameter_names(site: OperationSite, params: list[ParameterSite]) -> Iterator[Diagnostic]:
+    seen: dict[str, ParameterSite] = {}
+    for param in params:
+        python_name = names.identifier(param.name)
+        other = seen.setdefault(python_name, param)
+        if other is not param:
+            message = (
+                f"parameters {other.name!r} ({other.location}) and {param.name!r} "
+                f"({param.location}) of {site.label} share the Python name {python_name!r}"
+            )
+            yield Diagnostic.error(param.pointer, message)
+
+
+def _security_scheme_names(document: dict[str, Any]) -> set[str]:
+    components = document.get("components")
+    schemes = components.get("securitySchemes") if isinstance(components, dict) else None
+    return set(schemes) if isinstance(schemes, dict) else set()
+
+
+def _security(
+    site: OperationSite, document: dict[str, Any], schemes: set[str], profile: bool
+) -> Iterator[Diagnostic]:
+    requirements, pointer = security(site, document)
+    for index, requirement in enumerate(requirements):
+        if not isinstance(requirement, dict):
+            continue
+        for name in sorted(set(requirement) - schemes):
+            message = f"security scheme {name!r} is not defined in components/securitySchemes"
+            yield Diagnostic.error(f"{pointer}/{index}", message)
+    secured = bool(requirements) and all(requirement for requirement in requirements)
+    responses = site.operation.get("responses")
+    statuses = set(responses) if isinstance(responses, dict) else set()
+    if secured and "4XX" not in statuses:
+        for status in ("401", "403"):
+            if status not in statuses:
+                message = f"secured operation {site.label} does not document a {status} response"
+                yield _convention(profile, jsonpointer.child(site.pointer, "responses"), message)
+
+
+def _min_role(site: OperationSite, document: dict[str, Any], profile: bool) -> Iterator[Diagnostic]:
+    key = conventions.MIN_ROLE_KEY
+    if key not in site.operation:
+        if profile:
+            yield Diagnostic.error(site.pointer, f"{site.label} has no {key}")
+        return
+    role = site.operation[key]
+    pointer = jsonpointer.child(site.pointer, key)
+    if role not in conventions.ROLES:
+        allowed = "|".join(conventions.ROLES)
+        yield Diagnostic.error(pointer, f"{key} {role!r} is not one of {allowed}")
+        return
+    requirements, _ = security(site, document)
+    secured = bool(requirements) and all(requirement for requirement in requirements)
+    if role == "public" and secured:
+        message = f"{site.label} is {key} 'public' but its security requires credentials"
+        yield Diagnostic.warning(pointer, message)
+    if role != "public" and not requirements:
+        message = f"{site.label} needs role {role!r} but its security is empty (public)"
+        yield Diagnostic.warning(pointer, message)
+
+
+def _pagination(
+    site: OperationSite, params: list[ParameterSite], resolver: Resolver, profile: bool
+) -> Iterator[Diagnostic]:
+    for pointer, message in conventions.pagination(site, params, resolver).problems:
+        yield _convention(profile, pointer, message)
+
+
+def _nullable_in_31(document: dict[str, Any]) -> Iterator[Diagnostic]:
+    # `nullable` is only ever a keyword inside schemas; finding one anywhere else is harmless.
+    stack: list[tuple[str, Any]] = [("", document)]
+    by_pointer: dict[str, Diagnostic] = {}
+    while stack:
+        pointer, node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("nullable"), bool):
+                at = jsonpointer.child(pointer, "nullable")
+                message = "'nullable' is not a keyword in OpenAPI 3.1; use type: [..., 'null']"
+                by_pointer[at] = Diagnostic.warning(at, message)
+            for key, value in node.items():
+                if key not in ("example", "examples", "default", "enum", "const"):
+                    stack.append((jsonpointer.child(pointer, key), value))
+        elif isinstance(node, list):
+            stack.extend((f"{pointer}/{i}", item) for i, item in enumerate(node))
+    return iter(by_pointer.values())

@@ -1,0 +1,139 @@
+"""The one place `$ref`s are resolved: local references inside the single spec document."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import unquote
+
+from . import jsonpointer
+
+# Keys whose values are example or literal data, where a "$ref" key is not a reference.
+_LITERAL_KEYS = frozenset({"example", "default", "enum", "const"})
+# Keys whose values map names to objects: there `default` or `x-foo` is a name, not a keyword.
+_NAME_MAPS = frozenset(
+    {
+        "$defs",
+        "callbacks",
+        "content",
+        "definitions",
+        "dependentSchemas",
+        "encoding",
+        "examples",
+        "headers",
+        "links",
+        "paths",
+        "parameters",
+        "pathItems",
+        "patternProperties",
+        "properties",
+        "requestBodies",
+        "responses",
+        "schemas",
+        "securitySchemes",
+        "webhooks",
+    }
+)
+
+
+class RefError(Exception):
+    """A `$ref` that does not lead to a value in this document."""
+
+
+def ref_pointer(ref: str) -> str:
+    """The JSON pointer named by a local reference (`#/a/b` → `/a/b`)."""
+    if not ref.startswith("#"):
+        raise RefError(f"external $ref {ref!r} is not supported; bundle the spec into one file")
+    fragment = unquote(ref[1:])
+    if fragment and not fragment.startswith("/"):
+        raise RefError(f"$ref {ref!r} is not a JSON pointer")
+    return fragment
+
+
+def is_ref(value: Any) -> bool:
+    """True for a Reference Object (a mapping with a string `$ref`)."""
+    return isinstance(value, dict) and isinstance(value.get("$ref"), str)
+
+
+class Resolver:
+    """Looks references up in one document, following chains, remembering every answer."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self._memo: dict[str, tuple[Any, str]] = {}
+
+    def lookup(self, ref: str) -> tuple[Any, str]:
+        """The value `ref` names after following any chain of references, and its pointer."""
+        if ref in self._memo:
+            return self._memo[ref]
+        seen: list[str] = []
+        current = ref
+        while True:
+            pointer = ref_pointer(current)
+            if pointer in seen:
+                raise RefError(f"$ref {ref!r} is circular")
+            seen.append(pointer)
+            value = self._get(pointer, current)
+            if not is_ref(value):
+                break
+            current = value["$ref"]
+        self._memo[ref] = (value, pointer)
+        return value, pointer
+
+    def deref(self, value: Any, pointer: str) -> tuple[Any, str]:
+        """`value` itself when it is not a reference, else what it refers to; with its pointer."""
+        if is_ref(value):
+            return self.lookup(value["$ref"])
+        return value, pointer
+
+    def _get(self, pointer: str, ref: str) -> Any:
+        node: Any = self.document
+        for token in jsonpointer.split(pointer):
+            if isinstance(node, dict) and token in node:
+                node = node[token]
+            elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+                node = node[int(token)]
+            else:
+                raise RefError(f"$ref {ref!r} does not resolve: no {pointer!r} in the document")
+        return node
+
+
+def iter_refs(document: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """Every `$ref` in the document as (pointer of the `$ref` member, reference), in order."""
+    stack: list[tuple[str, Any, bool]] = [("", document, False)]
+    while stack:
+        pointer, node, is_name_map = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and not is_name_map:
+                yield jsonpointer.child(pointer, "$ref"), ref
+            children = [
+                (jsonpointer.child(pointer, key), value, not is_name_map and key in _NAME_MAPS)
+                for key, value in node.items()
+                if is_name_map or _holds_refs(key, value)
+            ]
+            stack.extend(reversed(children))
+        elif isinstance(node, list):
+            items = [(f"{pointer}/{i}", item, False) for i, item in enumerate(node)]
+            stack.extend(reversed(items))
+
+
+def _holds_refs(key: str, value: Any) -> bool:
+    if key in _LITERAL_KEYS or key.startswith("x-") or key == "$ref":
+        return False
+    # a schema's `examples` is a list of instances; a media type's is a map of Example Objects
+    return not (key == "examples" and isinstance(value, list))
+
+
+def contains_key(document: Any, key: str) -> bool:
+    """True when any mapping anywhere in the document has `key`."""
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if key in node:
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False

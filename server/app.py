@@ -1,0 +1,81 @@
+"""The app factory: every component of the server is wired here, in one visible place."""
+
+from __future__ import annotations
+
+import json
+import logging
+from importlib import resources
+from types import ModuleType
+from typing import Any
+
+from flask import Flask
+
+import generated
+from generated import models as generated_models
+from generated.routes import register_routes
+from server.bootstrap import bootstrap
+from server.config import Config
+from server.docs import install_docs_assets
+from server.runtime.credentials import StorageCredentials
+from server.runtime.dispatch import Dispatcher, MissingHandlerError
+from server.runtime.middleware import install_request_hooks
+from server.runtime.pagination import CursorCodec
+from server.runtime.problem import install_error_handlers
+from server.runtime.ratelimit import RateLimiter
+from server.runtime.schemas import SchemaBundle
+from server.state import AppState
+from server.storage.db import Database
+
+log = logging.getLogger("gantry")
+
+
+def load_spec_document(package: ModuleType = generated) -> dict[str, Any]:
+    """The OpenAPI document the routes were generated from, as served at /openapi.json."""
+    text = resources.files(package).joinpath("openapi.json").read_text(encoding="utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the API: storage, compiled validators, generated routes, handlers."""
+    config = config or Config.from_env()
+    database = Database.from_url(config.database_url, config.var_dir)
+    if config.auto_migrate:
+        database.migrate()
+
+    app = Flask("gantry")
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    # Only the methods the spec declares exist; an undeclared OPTIONS is a 405 like any other.
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    state = AppState(
+        config=config,
+        database=database,
+        credentials=StorageCredentials(),
+        cursors=CursorCodec(config.secret_key.encode()),
+        spec_document=load_spec_document(),
+        login_limiter=RateLimiter(config.login_rate_per_minute, per=60.0),
+    )
+    app.extensions["gantry"] = state
+
+    install_request_hooks(app)
+    install_error_handlers(app)
+    install_docs_assets(app, state)
+
+    dispatcher = Dispatcher(state, SchemaBundle.from_package(generated), generated_models)
+    missing: list[str] = []
+
+    def bind(operation: Any) -> Any:
+        try:
+            return dispatcher.bind(operation)
+        except MissingHandlerError as exc:
+            missing.append(str(exc))
+            return None
+
+    register_routes(app, bind)
+    if missing:
+        raise MissingHandlerError("; ".join(missing))
+
+    bootstrap(state)
+    return app

@@ -1,0 +1,176 @@
+"""Request body parsing: pick the documented media type, decode, validate, build the model.
+
+A ``BodyParser`` is compiled once per operation. JSON bodies are validated against the compiled
+schema and, when the spec names a component schema, handed to the handler as the generated
+pydantic model; form, multipart, text and binary bodies are decoded by their media type.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from werkzeug.datastructures import FileStorage
+from werkzeug.wrappers import Request as WerkzeugRequest
+
+from server.runtime.errors import BadRequest, FieldError, UnsupportedMediaType
+from server.runtime.params import CoercionError, scalar_coercer
+from server.runtime.schemas import CompiledSchema, SchemaBundle
+
+
+def _essence(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+def _matches(pattern: str, actual: str) -> bool:
+    if pattern in ("*/*", actual):
+        return True
+    if pattern.endswith("/*"):
+        return actual.split("/", 1)[0] == pattern[:-2]
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Media:
+    media_type: str
+    validator: CompiledSchema | None
+    model: type[BaseModel] | None
+    form_fields: dict[str, Any]  # property name -> (coercer, is_array) for form-like bodies
+
+
+class BodyParser:
+    """Decodes and validates the body of one operation."""
+
+    def __init__(self, request_body: Any, bundle: SchemaBundle, models: ModuleType | None) -> None:
+        self.required = bool(request_body.required)
+        self._media: list[_Media] = []
+        for media in request_body.content:
+            model = getattr(models, media.model, None) if (models and media.model) else None
+            schema = media.schema
+            self._media.append(
+                _Media(
+                    media_type=media.media_type.lower(),
+                    validator=bundle.compile(schema) if schema is not None else None,
+                    model=model if isinstance(model, type) else None,
+                    form_fields=_form_fields(schema, bundle) if schema is not None else {},
+                )
+            )
+        self.media_types = tuple(m.media_type for m in self._media)
+
+    def _select(self, content_type: str) -> _Media:
+        actual = _essence(content_type)
+        for media in self._media:
+            if media.media_type == actual:
+                return media
+        for media in self._media:
+            if _matches(media.media_type, actual):
+                return media
+        raise UnsupportedMediaType(
+            f"Content-Type {actual or '(none)'!r} is not accepted; "
+            f"use one of: {', '.join(self.media_types)}."
+        )
+
+    def parse(self, request: WerkzeugRequest) -> Any:
+        """The decoded body (a model, dict, list, str or bytes), or ``None`` when absent."""
+        has_body = bool(request.content_length) or request.headers.get("Transfer-Encoding")
+        content_type = request.headers.get("Content-Type", "")
+        if not has_body and not content_type:
+            if self.required:
+                raise BadRequest("A request body is required.", errors=[_body_required()])
+            return None
+        media = self._select(content_type)
+        mt = media.media_type
+        if _is_json(mt) or (mt.endswith("/*") and _is_json(_essence(content_type))):
+            return self._json(request, media)
+        if mt in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            return self._form(request, media)
+        data = request.get_data(cache=True)
+        if not data and self.required:
+            raise BadRequest("A request body is required.", errors=[_body_required()])
+        if mt.startswith("text/"):
+            try:
+                return data.decode(request.mimetype_params.get("charset", "utf-8"))
+            except (UnicodeDecodeError, LookupError):
+                raise BadRequest("The body is not valid text in its charset.") from None
+        return data
+
+    def _json(self, request: WerkzeugRequest, media: _Media) -> Any:
+        data = request.get_data(cache=True)
+        if not data:
+            if self.required:
+                raise BadRequest("A request body is required.", errors=[_body_required()])
+            return None
+        try:
+            value = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest(
+                "The body is not valid JSON.", errors=[FieldError("body", "malformed JSON")]
+            ) from None
+        return self._validate(value, media)
+
+    def _form(self, request: WerkzeugRequest, media: _Media) -> Any:
+        value: dict[str, Any] = {}
+        errors: list[FieldError] = []
+        for key in request.form:
+            coerce, is_array = media.form_fields.get(key, (str, False))
+            raw_values = request.form.getlist(key)
+            try:
+                value[key] = [coerce(v) for v in raw_values] if is_array else coerce(raw_values[-1])
+            except CoercionError as exc:
+                errors.append(FieldError(f"body.{key}", str(exc)))
+        files: dict[str, FileStorage | list[FileStorage]] = {}
+        for key in request.files:
+            stored = request.files.getlist(key)
+            _, is_array = media.form_fields.get(key, (str, False))
+            files[key] = stored if is_array else stored[-1]
+            # Validate file fields as the string (binary) they stand for.
+            value[key] = ["<binary>"] * len(stored) if is_array else "<binary>"
+        if errors:
+            raise BadRequest("Invalid form fields.", errors=errors)
+        self._check(value, media)
+        value.update(files)
+        return value
+
+    def _validate(self, value: Any, media: _Media) -> Any:
+        self._check(value, media)
+        if media.model is None:
+            return value
+        try:
+            return media.model.model_validate(value)
+        except ValidationError as exc:
+            raise BadRequest("The body is invalid.", errors=_pydantic_errors(exc)) from None
+
+    @staticmethod
+    def _check(value: Any, media: _Media) -> None:
+        if media.validator is not None and not media.validator.is_valid(value):
+            raise BadRequest("The body is invalid.", errors=media.validator.errors(value, "body"))
+
+
+def _body_required() -> FieldError:
+    return FieldError("body", "is required")
+
+
+def _pydantic_errors(exc: ValidationError) -> Iterable[FieldError]:
+    for err in exc.errors(include_url=False, include_input=False):
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+        yield FieldError(f"body{path}", str(err["msg"]))
+
+
+def _form_fields(schema: Any, bundle: SchemaBundle) -> dict[str, Any]:
+    schema = bundle.resolve(schema)
+    fields: dict[str, Any] = {}
+    for name, prop in (schema.get("properties") or {}).items():
+        prop = bundle.resolve(prop)
+        kinds = prop.get("type")
+        is_array = kinds == "array" or (isinstance(kinds, list) and "array" in kinds)
+        target = bundle.resolve(prop.get("items", {})) if is_array else prop
+        fields[name] = (scalar_coercer(target, bundle), is_array)
+    return fields

@@ -1,0 +1,329 @@
+"""Parameter parsing: raw strings from the path, query, headers and cookies become typed values.
+
+A ``ParameterParser`` is compiled once per operation from the generated table. It applies the
+parameter's style/explode, coerces by the schema's type, fills defaults, validates with the
+compiled schema and rejects query parameters the operation does not declare.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from werkzeug.datastructures import MultiDict
+
+from server.runtime.errors import BadRequest, FieldError
+from server.runtime.schemas import CompiledSchema, JsonSchema, SchemaBundle
+
+Coerce = Callable[[str], Any]
+_INTEGER = re.compile(r"[+-]?\d{1,40}")
+_DELIMITERS = {"spaceDelimited": " ", "pipeDelimited": "|"}
+# OpenAPI: header parameters with these names are ignored (described by other keywords).
+_IGNORED_HEADERS = frozenset({"accept", "content-type", "authorization"})
+
+
+class CoercionError(ValueError):
+    """A raw value that cannot be read as the schema's type."""
+
+
+@dataclass(slots=True)
+class RawParameters:
+    """What the HTTP layer hands over, before any interpretation."""
+
+    path: Mapping[str, str]
+    query: MultiDict[str, str]
+    headers: Mapping[str, str]
+    cookies: Mapping[str, str]
+
+
+@dataclass(slots=True)
+class ParsedParameters:
+    """Typed values keyed by the parameter names of the spec."""
+
+    path: dict[str, Any] = field(default_factory=dict)
+    query: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, Any] = field(default_factory=dict)
+    cookies: dict[str, Any] = field(default_factory=dict)
+
+
+def _types(schema: JsonSchema, bundle: SchemaBundle) -> list[str]:
+    schema = bundle.resolve(schema)
+    declared = schema.get("type")
+    if isinstance(declared, str):
+        return [declared]
+    if isinstance(declared, list):
+        return [t for t in declared if isinstance(t, str)]
+    found: list[str] = []
+    for key in ("anyOf", "oneOf", "allOf"):
+        for branch in schema.get(key, ()) or ():
+            found.extend(t for t in _types(branch, bundle) if t not in found)
+    if "enum" in schema and not found:
+        found = sorted({_json_type(v) for v in schema["enum"]}, key=_TYPE_ORDER.index)
+    if "const" in schema and not found:
+        found = [_json_type(schema["const"])]
+    return found
+
+
+_TYPE_ORDER = ["null", "boolean", "integer", "number", "array", "object", "string"]
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "string"
+
+
+def _to_integer(raw: str) -> int:
+    if not _INTEGER.fullmatch(raw):
+        raise CoercionError("must be an integer")
+    return int(raw)
+
+
+def _to_number(raw: str) -> int | float:
+    if _INTEGER.fullmatch(raw):
+        return int(raw)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise CoercionError("must be a number") from None
+    if not math.isfinite(value) or raw.strip() != raw:
+        raise CoercionError("must be a finite number")
+    return value
+
+
+def _to_boolean(raw: str) -> bool:
+    if raw == "true":
+        return True
+    if raw == "false":
+        return False
+    raise CoercionError("must be true or false")
+
+
+def _to_null(raw: str) -> None:
+    if raw in ("", "null"):
+        return None
+    raise CoercionError("must be null")
+
+
+_SCALARS: dict[str, Coerce] = {
+    "integer": _to_integer,
+    "number": _to_number,
+    "boolean": _to_boolean,
+    "null": _to_null,
+    "string": str,
+}
+
+
+def scalar_coercer(schema: JsonSchema, bundle: SchemaBundle) -> Coerce:
+    """A function reading one raw string as the first type of ``schema`` it fits."""
+    types = [t for t in _TYPE_ORDER if t in _types(schema, bundle) and t in _SCALARS]
+    if not types or "string" in types and len(types) == 1:
+        return str
+    if len(types) == 1:
+        return _SCALARS[types[0]]
+    candidates = [_SCALARS[t] for t in types]
+
+    def coerce(raw: str) -> Any:
+        for candidate in candidates:
+            try:
+                return candidate(raw)
+            except CoercionError:
+                continue
+        raise CoercionError(f"must be one of: {', '.join(types)}")
+
+    return coerce
+
+
+@dataclass(frozen=True, slots=True)
+class _Param:
+    name: str
+    location: str
+    required: bool
+    read: Callable[[RawParameters], Any]  # returns _MISSING when absent
+    validator: CompiledSchema
+    default: Any
+    has_default: bool
+
+
+_MISSING: Any = object()
+
+
+def _split(raw: str, sep: str) -> list[str]:
+    return [] if raw == "" else raw.split(sep)
+
+
+def _reader(parameter: Any, bundle: SchemaBundle) -> Callable[[RawParameters], Any]:
+    """Build the reader for one parameter: where to look, how to split, how to coerce."""
+    name: str = parameter.name
+    location: str = parameter.location
+    schema = bundle.resolve(parameter.schema)
+    kinds = _types(schema, bundle)
+    style: str = parameter.style
+    explode: bool = parameter.explode
+
+    if "array" in kinds:
+        item = scalar_coercer(bundle.resolve(schema.get("items", {})), bundle)
+        sep = _DELIMITERS.get(style, ",")
+
+        def read_array(raw: RawParameters) -> Any:
+            if location == "query":
+                values = raw.query.getlist(name)
+                if not values:
+                    return _MISSING
+                parts = values if explode and style == "form" else _split(values[-1], sep)
+            else:
+                single = _single(raw, location, name)
+                if single is _MISSING:
+                    return _MISSING
+                parts = _split(single, ",")
+            return [item(p) for p in parts]
+
+        return read_array
+
+    if "object" in kinds and location == "query" and style == "deepObject":
+        props = schema.get("properties", {})
+        prop_coercers = {k: scalar_coercer(v, bundle) for k, v in props.items()}
+        prefix = f"{name}["
+
+        def read_deep(raw: RawParameters) -> Any:
+            found: dict[str, Any] = {}
+            for key in raw.query:
+                if key.startswith(prefix) and key.endswith("]"):
+                    prop = key[len(prefix) : -1]
+                    found[prop] = prop_coercers.get(prop, str)(raw.query.get(key, ""))
+            return found if found else _MISSING
+
+        return read_deep
+
+    if "object" in kinds:
+        props = schema.get("properties", {})
+        prop_coercers = {k: scalar_coercer(v, bundle) for k, v in props.items()}
+
+        def read_object(raw: RawParameters) -> Any:
+            if location == "query" and explode:
+                found = {
+                    k: prop_coercers[k](raw.query[k]) for k in prop_coercers if k in raw.query
+                }
+                return found if found else _MISSING
+            single = _single(raw, location, name)
+            if single is _MISSING:
+                return _MISSING
+            if explode:
+                pairs = [p.partition("=") for p in _split(single, ",")]
+                items = [(k, v) for k, _, v in pairs]
+            else:
+                flat = _split(single, ",")
+                if len(flat) % 2:
+                    raise CoercionError("must be key,value pairs")
+                items = list(zip(flat[::2], flat[1::2], strict=True))
+            return {k: prop_coercers.get(k, str)(v) for k, v in items}
+
+        return read_object
+
+    coerce = scalar_coercer(schema, bundle)
+
+    def read_scalar(raw: RawParameters) -> Any:
+        single = _single(raw, location, name)
+        return single if single is _MISSING else coerce(single)
+
+    return read_scalar
+
+
+def _single(raw: RawParameters, location: str, name: str) -> Any:
+    if location == "query":
+        values = raw.query.getlist(name)
+        if not values:
+            return _MISSING
+        if len(values) > 1:
+            raise CoercionError("must be given once")
+        return values[0]
+    source: Mapping[str, str]
+    source = {"path": raw.path, "header": raw.headers, "cookie": raw.cookies}[location]
+    value = source.get(name)
+    return _MISSING if value is None else value
+
+
+class ParameterParser:
+    """Parses all parameters of one operation; compiled once, called per request."""
+
+    def __init__(self, parameters: Iterable[Any], bundle: SchemaBundle) -> None:
+        self._params: list[_Param] = []
+        known: set[str] = set()
+        deep: list[str] = []
+        for p in parameters:
+            if p.location == "header" and p.name.lower() in _IGNORED_HEADERS:
+                continue
+            schema = bundle.resolve(p.schema)
+            self._params.append(
+                _Param(
+                    name=p.name,
+                    location=p.location,
+                    required=bool(p.required),
+                    read=_reader(p, bundle),
+                    validator=bundle.compile(p.schema),
+                    default=schema.get("default"),
+                    has_default="default" in schema,
+                )
+            )
+            if p.location == "query":
+                known.add(p.name)
+                if p.style == "deepObject" or "object" in _types(schema, bundle):
+                    deep.append(f"{p.name}[")
+                    known.update(schema.get("properties", {}))
+        self._known_query = frozenset(known)
+        self._deep_prefixes = tuple(deep)
+
+    def parse(self, raw: RawParameters) -> ParsedParameters:
+        """Typed parameters, or ``BadRequest`` listing every problem at once."""
+        parsed = ParsedParameters()
+        errors: list[FieldError] = []
+        for key in raw.query:
+            if key not in self._known_query and not key.startswith(self._deep_prefixes or ("\0",)):
+                errors.append(FieldError(f"query.{key}", "is not a parameter of this operation"))
+        for p in self._params:
+            where = f"{p.location}.{p.name}"
+            try:
+                value = p.read(raw)
+            except CoercionError as exc:
+                errors.append(FieldError(where, str(exc)))
+                continue
+            if value is _MISSING:
+                if p.required:
+                    errors.append(FieldError(where, "is required"))
+                elif p.has_default:
+                    _target(parsed, p.location)[p.name] = p.default
+                continue
+            if not p.validator.is_valid(value):
+                errors.extend(p.validator.errors(value, where))
+                continue
+            _target(parsed, p.location)[p.name] = value
+        if errors:
+            unknown_only = all(e.message == "is not a parameter of this operation" for e in errors)
+            raise BadRequest(
+                "Invalid request parameters.",
+                code="unknown_parameter" if unknown_only else "validation_failed",
+                errors=errors,
+            )
+        return parsed
+
+
+def _target(parsed: ParsedParameters, location: str) -> dict[str, Any]:
+    return {
+        "path": parsed.path,
+        "query": parsed.query,
+        "header": parsed.headers,
+        "cookie": parsed.cookies,
+    }[location]

@@ -1,0 +1,96 @@
+"""The one place where errors become ``application/problem+json`` responses (RFC 9457)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from server.runtime.errors import (
+    ApiError,
+    BadRequest,
+    ClientError,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("gantry.errors")
+
+# Werkzeug raises these before our dispatcher runs (unknown route, wrong method, body limit).
+_HTTP_EXCEPTIONS: dict[int, type[ApiError]] = {
+    400: BadRequest,
+    404: NotFound,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+}
+
+
+def problem_body(error: ApiError, request_id: str) -> dict[str, Any]:
+    """Build the problem document for ``error``."""
+    body: dict[str, Any] = {
+        "type": f"urn:gantry:problem:{error.code}",
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+        "code": error.code,
+        "request_id": request_id,
+    }
+    if error.errors:
+        body["errors"] = [{"field": e.field, "message": e.message} for e in error.errors]
+    body.update(error.extra())
+    return body
+
+
+def problem_response(error: ApiError) -> Response:
+    """Render ``error`` as a problem+json response with its headers."""
+    request_id = getattr(g, "request_id", "") or ""
+    payload = json.dumps(problem_body(error, request_id), ensure_ascii=False)
+    response = Response(payload, status=error.status, mimetype=PROBLEM_JSON)
+    for name, value in error.headers.items():
+        response.headers[name] = value
+    return response
+
+
+def _from_http_exception(exc: HTTPException) -> ApiError:
+    if exc.code == 405:
+        valid = getattr(exc, "valid_methods", None) or []
+        return MethodNotAllowed(valid)
+    if exc.code == 404 and request.path.startswith("/api/"):
+        return NotFound(f"No route for {request.path}.")
+    error_cls = _HTTP_EXCEPTIONS.get(exc.code or 500)
+    if error_cls is not None:
+        return error_cls(exc.description)
+    if exc.code is not None and 400 <= exc.code < 500:
+        error = ClientError(exc.description)
+        error.status = exc.code  # type: ignore[misc]
+        error.title = exc.name  # type: ignore[misc]
+        return error
+    return InternalError(InternalError.detail_public)
+
+
+def install_error_handlers(app: Flask) -> None:
+    """Map every exception to problem+json: 4xx are warnings, 5xx errors, unknowns a bare 500."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Response:
+        if exc.status >= 500:
+            log.error("%s %s -> %s: %s", request.method, request.path, exc.status, exc.detail)
+        else:
+            log.info("%s %s -> %s %s", request.method, request.path, exc.status, exc.code)
+        return problem_response(exc)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        return _api_error(_from_http_exception(exc))
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem_response(InternalError(InternalError.detail_public))

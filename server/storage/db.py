@@ -1,0 +1,165 @@
+"""The database handle: one Engine, one sessionmaker, migrations.
+
+``Database(url)`` accepts any SQLAlchemy URL; ``postgres://`` and ``postgresql://`` are rewritten
+to the psycopg 3 driver (``postgresql+psycopg://``). SQLite connections get WAL journaling,
+foreign keys ON and a busy timeout on every connect.
+
+Use ``with db.session() as s:`` for one unit of work: it commits when the block ends normally and
+rolls back when anything escapes it (an ``ApiError`` included), so a failed request leaves
+nothing half-written. Objects stay readable after the block (``expire_on_commit=False``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+__all__ = ["DATABASE_URL_ENV", "MIGRATIONS_DIR", "Database", "alembic_config", "normalize_url"]
+
+DATABASE_URL_ENV = "GANTRY_DATABASE_URL"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 5000
+# Arbitrary constant key for pg_advisory_xact_lock: one migrator at a time per database.
+_PG_MIGRATION_LOCK_KEY = 0x67616E747279  # "gantry"
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse ``url``, pinning PostgreSQL to psycopg 3."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _is_sqlite_memory(url: URL) -> bool:
+    database = url.database or ""
+    return database in ("", ":memory:") or url.query.get("mode") == "memory"
+
+
+def alembic_config(url: URL | None = None) -> Config:
+    """An Alembic config built in code (no alembic.ini, independent of the working directory)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    if url is not None:
+        rendered = url.render_as_string(hide_password=False)
+        cfg.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
+    return cfg
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+class Database:
+    """An Engine plus a sessionmaker for one database URL."""
+
+    def __init__(self, url: str | URL, *, echo: bool = False) -> None:
+        self.url: URL = normalize_url(url)
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.url.get_backend_name() == "sqlite":
+            kwargs["connect_args"] = {
+                "check_same_thread": False,
+                "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+            }
+            if _is_sqlite_memory(self.url):
+                # One shared connection, or every checkout would see a different empty database.
+                kwargs["poolclass"] = StaticPool
+            else:
+                Path(self.url.database or "").expanduser().resolve().parent.mkdir(
+                    parents=True, exist_ok=True
+                )
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine: Engine = create_engine(self.url, **kwargs)
+        if self.dialect_name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_on_connect)
+        # Public for callers that manage the transaction themselves (open lazily, commit or
+        # roll back, close); everyone else uses ``session()``.
+        self.sessionmaker: sessionmaker[Session] = sessionmaker(
+            bind=self.engine, expire_on_commit=False, autoflush=True
+        )
+
+    @classmethod
+    def from_env(cls, default_dir: str | os.PathLike[str], *, echo: bool = False) -> Database:
+        """``$GANTRY_DATABASE_URL``, else SQLite at ``<default_dir>/var/gantry.db``.
+
+        The directory of a SQLite file is created if missing.
+        """
+        return cls.from_url(
+            os.environ.get(DATABASE_URL_ENV, ""), Path(default_dir) / "var", echo=echo
+        )
+
+    @classmethod
+    def from_url(
+        cls, url: str | URL | None, var_dir: str | os.PathLike[str], *, echo: bool = False
+    ) -> Database:
+        """``url`` if given (non-empty), else SQLite at ``<var_dir>/gantry.db`` (note: directly
+        in ``var_dir``, unlike ``from_env``'s ``<default_dir>/var/``)."""
+        if url is None or (isinstance(url, str) and not url.strip()):
+            path = (Path(var_dir) / "gantry.db").resolve()
+            url = URL.create("sqlite", database=str(path)).render_as_string()
+        return cls(url.strip() if isinstance(url, str) else url, echo=echo)
+
+    @property
+    def dialect_name(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.engine.dialect.name
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: commit on success, roll back on any exception, always close."""
+        session = self.sessionmaker()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def migrate(self) -> None:
+        """``alembic upgrade head``; safe to call from several processes at once."""
+        cfg = alembic_config(self.url)
+        with self.engine.connect() as connection:
+            self._lock_for_migration(connection)
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "head")
+            connection.commit()
+
+    def _lock_for_migration(self, connection: Connection) -> None:
+        if self.dialect_name == "sqlite":
+            # Take SQLite's write lock up front; a concurrent migrator waits (busy_timeout),
+            # then finds the schema current and does nothing.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        elif self.dialect_name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK_KEY}
+            )
+
+    def current_revision(self) -> str | None:
+        """The Alembic revision the database is at (``None`` before the first migration)."""
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

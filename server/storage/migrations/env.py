@@ -1,0 +1,72 @@
+"""Alembic environment for Gantry's storage.
+
+``server.storage.db.Database.migrate`` passes an open connection in ``config.attributes``;
+the ``alembic`` command line (``alembic -c server/storage/alembic.ini ...``) instead uses
+``sqlalchemy.url`` from the config or ``$GANTRY_DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+import os
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from server.storage.db import DATABASE_URL_ENV, Database, normalize_url
+from server.storage.models import Base
+
+config = context.config
+if config.config_file_name is not None:  # the alembic command line: log like it usually does
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+target_metadata = Base.metadata
+
+
+def _url() -> str:
+    url = config.get_main_option("sqlalchemy.url") or os.environ.get(DATABASE_URL_ENV, "")
+    if not url:
+        raise RuntimeError(f"set sqlalchemy.url or ${DATABASE_URL_ENV} to run migrations")
+    return normalize_url(url).render_as_string(hide_password=False)
+
+
+def _configure(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        compare_type=True,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+
+
+def run_migrations_offline() -> None:
+    context.configure(
+        url=_url(),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _configure(connection)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    db = Database(_url())  # same connect-time settings (SQLite pragmas) as the server
+    try:
+        with db.engine.connect() as conn:
+            _configure(conn)
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        db.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

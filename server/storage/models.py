@@ -1,0 +1,230 @@
+"""The ORM schema of the identity, tenancy and audit tables.
+
+Conventions:
+
+* ids are ``<prefix>_`` + 24 base62 characters (``server.security.new_id``), ``String(32)``;
+* every timestamp is ``UTCDateTime`` (aware UTC, microseconds) and every list is keyset-paginated
+  on ``(created_at, id)`` (memberships: ``(created_at, user_id)``), newest first by default, so
+  each listed table has an index ending in ``created_at, id``;
+* secrets are stored only as SHA-256 hex (``token_hash``/``key_hash``, unique) plus an
+  8-character display ``prefix``;
+* enumerations are strings guarded by CHECK constraints;
+* deleting a user removes their sessions, tokens and memberships; deleting a workspace removes
+  its memberships and API keys (``ON DELETE CASCADE``), while ``audit_events.workspace_id`` and
+  ``api_keys.created_by`` are plain columns so history outlives what it refers to.
+
+There are no ORM relationships: repositories join explicitly, so nothing lazy-loads after the
+session is gone. JSON columns are not mutation-tracked: assign a new value instead of editing the
+stored dict or list in place.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
+
+from server.storage.types import JSONDocument, UTCDateTime
+
+__all__ = [
+    "ACTOR_TYPES",
+    "API_KEY_ROLES",
+    "CREDENTIAL_STATUSES",
+    "USER_STATUSES",
+    "WORKSPACE_ROLES",
+    "ApiKey",
+    "AuditEvent",
+    "Base",
+    "Membership",
+    "PersonalAccessToken",
+    "User",
+    "UserSession",
+    "Workspace",
+]
+
+WORKSPACE_ROLES: tuple[str, ...] = ("viewer", "operator", "editor", "admin", "owner")
+API_KEY_ROLES: tuple[str, ...] = ("viewer", "operator", "editor", "admin")
+USER_STATUSES: tuple[str, ...] = ("active", "blocked")
+CREDENTIAL_STATUSES: tuple[str, ...] = ("active", "revoked")
+ACTOR_TYPES: tuple[str, ...] = ("user", "api_key", "worker", "run", "system")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID = String(32)
+HASH = String(64)
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("email"),
+        CheckConstraint(_one_of("status", USER_STATUSES), name="status"),
+        Index("ix_users_created_at_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    is_superadmin: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    @validates("email")
+    def _lower_email(self, _key: str, value: str) -> str:
+        return value.strip().lower()
+
+
+class UserSession(Base):
+    """A browser session; the cookie value is only ever held by the client (``token_hash``)."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (
+        UniqueConstraint("token_hash"),
+        Index("ix_sessions_user_id", "user_id"),
+        Index("ix_sessions_expires_at", "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ID, ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(HASH)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    absolute_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PersonalAccessToken(Base):
+    __tablename__ = "personal_access_tokens"
+    __table_args__ = (
+        UniqueConstraint("token_hash"),
+        CheckConstraint(_one_of("status", CREDENTIAL_STATUSES), name="status"),
+        Index("ix_personal_access_tokens_user_id_created_at_id", "user_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ID, ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    scopes: Mapped[list[str]] = mapped_column(JSONDocument())
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(HASH)
+    status: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Workspace(Base):
+    __tablename__ = "workspaces"
+    __table_args__ = (
+        UniqueConstraint("slug"),
+        Index("ix_workspaces_created_at_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(100))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONDocument())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+    __table_args__ = (
+        PrimaryKeyConstraint("workspace_id", "user_id"),
+        CheckConstraint(_one_of("role", WORKSPACE_ROLES), name="role"),
+        Index(
+            "ix_memberships_workspace_id_created_at_user_id",
+            "workspace_id",
+            "created_at",
+            "user_id",
+        ),
+        Index("ix_memberships_user_id", "user_id"),
+    )
+
+    workspace_id: Mapped[str] = mapped_column(ID, ForeignKey("workspaces.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(ID, ForeignKey("users.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        UniqueConstraint("key_hash"),
+        CheckConstraint(_one_of("role", API_KEY_ROLES), name="role"),
+        CheckConstraint(_one_of("status", CREDENTIAL_STATUSES), name="status"),
+        Index("ix_api_keys_workspace_id_created_at_id", "workspace_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ID, ForeignKey("workspaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(HASH)
+    role: Mapped[str] = mapped_column(String(16))
+    scopes: Mapped[list[str]] = mapped_column(JSONDocument())
+    status: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The creating user's id. Deliberately not a foreign key: the key outlives its creator.
+    created_by: Mapped[str] = mapped_column(ID)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuditEvent(Base):
+    """Append-only. ``workspace_id`` is NULL for instance-level events and is not a foreign key,
+    so events survive the deletion of their workspace. The ``metadata`` column is mapped to the
+    attribute ``metadata_`` (``metadata`` is reserved by SQLAlchemy's declarative base)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        CheckConstraint(_one_of("actor_type", ACTOR_TYPES), name="actor_type"),
+        Index("ix_audit_events_workspace_id_created_at_id", "workspace_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    workspace_id: Mapped[str | None] = mapped_column(ID)
+    actor_type: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    actor_label: Mapped[str | None] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(100))
+    target_type: Mapped[str | None] = mapped_column(String(64))
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    summary: Mapped[str] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONDocument())
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

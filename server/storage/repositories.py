@@ -1,0 +1,137 @@
+"""One import for the handlers: ``from server.storage import repositories as repo``.
+
+Every function takes a ``sqlalchemy.orm.Session`` first (from ``Database.session()``), flushes
+its writes (so ``IntegrityError`` surfaces at the call) and never commits. List functions are
+keyset-paginated: ``after=(created_at, id)`` of the last row seen, ``order="desc"`` (default) or
+``"asc"``, and they return at most ``limit + 1`` rows; each has a ``count_*`` twin taking the same
+filters for ``include_total``.
+"""
+
+from __future__ import annotations
+
+from server.storage.api_keys import (
+    count_api_keys,
+    create_api_key,
+    get_api_key,
+    get_api_key_by_hash,
+    list_api_keys,
+    revoke_api_key,
+    touch_api_key,
+)
+from server.storage.audit import append_audit_event, count_audit_events, list_audit_events
+from server.storage.common import UNSET, Cursor, LastOwnerError, Order, StorageError, Unset
+from server.storage.sessions import (
+    SESSION_ABSOLUTE_TTL,
+    SESSION_IDLE_TTL,
+    SESSION_TOUCH_INTERVAL,
+    create_session,
+    delete_session,
+    delete_user_sessions,
+    get_active_session,
+    purge_expired_sessions,
+)
+from server.storage.tokens import (
+    LAST_USED_INTERVAL,
+    count_pats,
+    create_pat,
+    get_pat,
+    get_pat_by_hash,
+    list_pats,
+    revoke_pat,
+    touch_pat,
+    update_pat,
+)
+from server.storage.users import (
+    count_superadmins,
+    count_users,
+    create_user,
+    delete_user,
+    get_user,
+    get_user_by_email,
+    list_users,
+    normalize_email,
+    sole_owner_workspace_ids,
+    update_user,
+)
+from server.storage.workspaces import (
+    add_member,
+    count_members,
+    count_owners,
+    count_workspaces_for_user,
+    create_workspace,
+    delete_workspace,
+    get_member_role,
+    get_membership,
+    get_workspace,
+    get_workspace_by_slug,
+    get_workspace_for_member,
+    list_members,
+    list_workspaces_for_user,
+    lock_workspace,
+    remove_member,
+    update_member_role,
+    update_workspace,
+)
+
+__all__ = [
+    "LAST_USED_INTERVAL",
+    "SESSION_ABSOLUTE_TTL",
+    "SESSION_IDLE_TTL",
+    "SESSION_TOUCH_INTERVAL",
+    "UNSET",
+    "Cursor",
+    "LastOwnerError",
+    "Order",
+    "StorageError",
+    "Unset",
+    "add_member",
+    "append_audit_event",
+    "count_api_keys",
+    "count_audit_events",
+    "count_members",
+    "count_owners",
+    "count_pats",
+    "count_superadmins",
+    "count_users",
+    "count_workspaces_for_user",
+    "create_api_key",
+    "create_pat",
+    "create_session",
+    "create_user",
+    "create_workspace",
+    "delete_session",
+    "delete_user",
+    "delete_user_sessions",
+    "delete_workspace",
+    "get_active_session",
+    "get_api_key",
+    "get_api_key_by_hash",
+    "get_member_role",
+    "get_membership",
+    "get_pat",
+    "get_pat_by_hash",
+    "get_user",
+    "get_user_by_email",
+    "get_workspace",
+    "get_workspace_by_slug",
+    "get_workspace_for_member",
+    "list_api_keys",
+    "list_audit_events",
+    "list_members",
+    "list_pats",
+    "list_users",
+    "list_workspaces_for_user",
+    "lock_workspace",
+    "normalize_email",
+    "purge_expired_sessions",
+    "remove_member",
+    "revoke_api_key",
+    "revoke_pat",
+    "sole_owner_workspace_ids",
+    "touch_api_key",
+    "touch_pat",
+    "update_member_role",
+    "update_pat",
+    "update_user",
+    "update_workspace",
+]
