@@ -53,3 +53,24 @@ def problem_details(ctx: Any, response: Any, case: Any) -> None:
     if status == 429:
         assert _header(response, "retry-after"), "429 without Retry-After"
     return None
+
+
+@schemathesis.check
+def positive_data_on_lists(ctx: Any, response: Any, case: Any) -> None:
+    """On list operations a schema-valid request may only be refused (400) for its cursor.
+
+    ``schemathesis.toml`` lets lists answer 400 to generated data because a fabricated cursor
+    cannot be told from a real one by the schema; this check keeps every other 400 a failure.
+    """
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive or response.status_code != 400:
+        return None
+    if not str(case.operation.definition.raw.get("operationId", "")).startswith("list"):
+        return None
+    if response.request.method != case.operation.method.upper():
+        return None
+    body = json.loads(response.content)
+    assert body.get("code") == "invalid_cursor" and case.query and case.query.get("cursor"), (
+        f"schema-valid request to a list refused with 400 {body.get('code')!r}: {body.get('errors')}"
+    )
+    return None

@@ -8,6 +8,7 @@ owns a workspace; then the stateful phase follows the spec's OpenAPI links.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -15,18 +16,28 @@ from hypothesis import HealthCheck, settings
 from contract_tests import checks  # noqa: F401  (registers the custom checks)
 from contract_tests.harness import AUTH_HEADERS, build_app
 
+ROOT = Path(__file__).resolve().parents[1]
 MAX_EXAMPLES = int(os.environ.get("GANTRY_CONTRACT_EXAMPLES", "20"))
 STATEFUL_EXAMPLES = int(os.environ.get("GANTRY_CONTRACT_STATEFUL_EXAMPLES", "25"))
+# CI runs are reproducible (same cases every run); set GANTRY_CONTRACT_RANDOM=1 to explore.
+DERANDOMIZE = os.environ.get("GANTRY_CONTRACT_RANDOM", "") != "1"
 
 app, spec_document = build_app()
-schema = schemathesis.openapi.from_dict(spec_document)
+# The same settings an operator's `schemathesis run` picks up from the repository root.
+CONFIG = schemathesis.Config.from_path(str(ROOT / "schemathesis.toml"))
+schema = schemathesis.openapi.from_dict(spec_document, config=CONFIG)
 schema.app = app
-schema.config.update(headers=AUTH_HEADERS, seed=int(os.environ.get("GANTRY_CONTRACT_SEED", "1")))
+schema.config.update(headers=AUTH_HEADERS)
 schema.config.output.sanitization.update(enabled=False)
 
 
 @schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    derandomize=DERANDOMIZE,
+    suppress_health_check=list(HealthCheck),
+)
 def test_operation_keeps_the_contract(case: schemathesis.Case) -> None:
     case.call_and_validate()
 
@@ -40,5 +51,6 @@ TestStatefulWorkflow.settings = settings(
     max_examples=STATEFUL_EXAMPLES,
     stateful_step_count=6,
     deadline=None,
+    derandomize=DERANDOMIZE,
     suppress_health_check=list(HealthCheck),
 )

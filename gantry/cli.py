@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from generator.pipeline import run
+    from generator.command import run
 
     return run(args.spec, args.out, check=args.check, strict=args.strict)
 

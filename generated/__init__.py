@@ -2,7 +2,8 @@
 """The package generated from the API spec: models, operation table, schemas and routes.
 
 `models.py` holds the pydantic models, `operations.py` the operation table, `schemas.json` the
-component schemas as JSON Schema 2020-12, and `routes.py` the Flask route table.
+component schemas as JSON Schema 2020-12, `routes.py` the Flask route table, and `openapi.json`
+the spec itself (plus an `x-generated` notice), for the server to serve.
 """
 
 SPEC_SHA256 = "669ac7f64f9299bfa4918006ba9734cf9212edac76c4701ed5ecc6f71ffdecc9"

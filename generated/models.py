@@ -6,7 +6,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 from typing_extensions import TypeAliasType
 
 
@@ -125,8 +125,8 @@ class AnyId(RootModel[str]):
     """
 
 
-class Timestamp(RootModel[AwareDatetime]):
-    root: Annotated[AwareDatetime, Field(examples=["2026-11-22T14:30:00Z"])]
+class Timestamp(RootModel[str]):
+    root: Annotated[str, Field(examples=["2026-11-22T14:30:00Z"], max_length=40)]
     """
     An RFC 3339 timestamp, UTC on output.
     """
@@ -139,8 +139,8 @@ class DisplayName(RootModel[str]):
     """
 
 
-class Email(RootModel[EmailStr]):
-    root: Annotated[EmailStr, Field(max_length=254)]
+class Email(RootModel[str]):
+    root: Annotated[str, Field(max_length=254)]
     """
     An email address, compared case-insensitively.
     """
@@ -577,7 +577,7 @@ class ApiKeyCreate(BaseModel):
         extra="forbid",
     )
     name: DisplayName
-    role: ApiKeyRole = "operator"
+    role: ApiKeyRole = ApiKeyRole.operator
     """
     At most the creator's own role.
     """

@@ -117,7 +117,7 @@ class _Builder:
         if "schema" in value:
             schema = self.schema(value["schema"])
         else:
-            content = value.get("content") if isinstance(value.get("content"), dict) else {}
+            content = _mapping(value.get("content"))
             media = [content[m] for m in sorted(content) if isinstance(content[m], dict)]
             schema = self.schema(media[0].get("schema", {})) if media else {}
         return Parameter(
@@ -147,7 +147,7 @@ class _Builder:
             response, _ = self.resolver.deref(declared[status], "")
             if not isinstance(response, dict):
                 continue
-            headers = response.get("headers") if isinstance(response.get("headers"), dict) else {}
+            headers = _mapping(response.get("headers"))
             result.append(Response(str(status), self.content(response), tuple(sorted(headers))))
         return tuple(result)
 
@@ -211,6 +211,10 @@ class _Builder:
                 )
             )
         return tuple(result)
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _optional_str(value: Any) -> str | None:

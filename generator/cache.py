@@ -1,18 +1,23 @@
-"""A small on-disk cache keyed by content hashes, for the slow steps (validation, models).
+"""A small on-disk cache keyed by content hashes, for the slow steps (validation, models, output).
 
-Entries live under `$GANTRY_CACHE_DIR`, else `.cache/gantry/` in the current directory. A cache
-that cannot be read or written is simply not used: it only ever saves time.
+Entries live under `$GANTRY_CACHE_DIR`, else `.cache/gantry/` in the current directory; setting
+`GANTRY_CACHE_DIR` to the empty string turns the cache off. A cache that cannot be read or written
+is simply not used: it only ever saves time. Each kind keeps its most recent entries only.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import sysconfig
 import tempfile
 from pathlib import Path
 
 # Bump when the meaning of a cached value changes, so old entries are never read.
 CACHE_FORMAT = "1"
+KEEP_PER_KIND = 32
+PACKAGE = Path(__file__).resolve().parent
 
 
 def key(*parts: str) -> str:
@@ -21,6 +26,37 @@ def key(*parts: str) -> str:
     for part in parts:
         digest.update(b"\0" + part.encode())
     return digest.hexdigest()
+
+
+def module_digest(module_file: str) -> str:
+    """The sha256 of a module's source: a cached value depends on the code that made it."""
+    return hashlib.sha256(Path(module_file).read_bytes()).hexdigest()
+
+
+@functools.cache
+def code_digest() -> str:
+    """The sha256 of the generator's own code and templates."""
+    digest = hashlib.sha256()
+    for path in sorted([*PACKAGE.glob("*.py"), *PACKAGE.glob("templates/*.jinja")]):
+        digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+@functools.cache
+def installed_digest() -> str:
+    """A digest of the installed distributions and their versions (datamodel-code-generator,
+    ruff, openapi-spec-validator…): another version may produce other bytes.
+
+    Reads the `*.dist-info` names of site-packages, which is much cheaper than importing
+    `importlib.metadata`.
+    """
+    names: list[str] = []
+    for folder in sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}):
+        try:
+            names += [name for name in os.listdir(folder) if name.endswith(".dist-info")]
+        except OSError:
+            continue
+    return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()
 
 
 class Cache:
@@ -36,6 +72,10 @@ class Cache:
         if configured == "":
             return cls(None)
         return cls(Path(configured) if configured else Path(".cache", "gantry"))
+
+    def folder(self, kind: str) -> Path | None:
+        """A folder of the cache for a tool that manages its own files, or None."""
+        return self.root / kind if self.root is not None else None
 
     def get(self, kind: str, name: str) -> str | None:
         """The stored value, or None."""
@@ -54,8 +94,23 @@ class Cache:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             fd, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(value)
-            os.replace(temporary, folder / name)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(value)
+                os.replace(temporary, folder / name)
+            finally:
+                if os.path.exists(temporary):
+                    os.unlink(temporary)
+            self._prune(folder)
         except OSError:
             return
+
+    @staticmethod
+    def _prune(folder: Path) -> None:
+        entries = sorted(
+            (entry.stat().st_mtime, entry.name)
+            for entry in os.scandir(folder)
+            if entry.is_file() and not entry.name.startswith(".")
+        )
+        for _, name in entries[:-KEEP_PER_KIND]:
+            (folder / name).unlink(missing_ok=True)

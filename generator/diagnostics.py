@@ -14,7 +14,7 @@ class Severity(enum.Enum):
     WARNING = "warning"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Diagnostic:
     """One problem, located by a JSON pointer into the spec document."""
 
@@ -53,8 +53,3 @@ class GenerationFailed(Exception):
     def __init__(self, diagnostics: Iterable[Located]) -> None:
         self.diagnostics = tuple(diagnostics)
         super().__init__(f"{len(self.diagnostics)} problem(s)")
-
-
-def has_failures(diagnostics: Iterable[Diagnostic], *, strict: bool) -> bool:
-    """True when generation must stop: any error, or any warning under `--strict`."""
-    return any(d.severity is Severity.ERROR or strict for d in diagnostics)

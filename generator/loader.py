@@ -23,6 +23,8 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     _Loader = yaml.SafeLoader
 
 _STR_TAG = "tag:yaml.org,2002:str"
+# OpenAPI documents are JSON: an unquoted YAML date stays the string it was written as.
+_VERBATIM_TAGS = frozenset({_STR_TAG, "tag:yaml.org,2002:timestamp"})
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ class _Builder:
         if not pointer:
             self.positions[""] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.ScalarNode):
-            if node.tag == _STR_TAG:
+            if node.tag in _VERBATIM_TAGS:
                 return node.value
             return self.loader.construct_object(node, deep=True)
         if id(node) in self._active:

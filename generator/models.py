@@ -10,22 +10,57 @@ from __future__ import annotations
 import ast
 import json
 import tempfile
+import warnings
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from .cache import Cache, key
+from .cache import Cache, installed_digest, key, module_digest
 
 _MARKER = "# <gantry header>"
+_CODE = module_digest(__file__)  # the options below are part of every cache key
+
+
+# String formats stay `str` in the models. The server validates requests against the schemas
+# (JSON Schema semantics); pydantic's own readings of these formats disagree with them (EmailStr
+# rejects reserved domains, AnyUrl appends "/", datetime rejects leap seconds, SecretStr hides
+# passwords), so a model must never reject or rewrite what the schema accepted.
+_PLAIN_STRING_FORMATS = tuple(
+    f"string+{fmt}=string"
+    for fmt in (
+        "byte",
+        "date",
+        "date-time",
+        "duration",
+        "email",
+        "hostname",
+        "idn-email",
+        "idn-hostname",
+        "ipv4",
+        "ipv6",
+        "iri",
+        "iri-reference",
+        "json-pointer",
+        "password",
+        "regex",
+        "relative-json-pointer",
+        "time",
+        "uri",
+        "uri-reference",
+        "uri-template",
+        "uuid",
+    )
+)
 
 
 @dataclass(frozen=True)
 class Models:
-    """The body of `models.py` (no header yet) and the class generated for each component schema."""
+    """The body of `models.py` (no header yet), the class of each component schema, and what
+    datamodel-code-generator warned about (constraints it had to drop)."""
 
     source: str
     class_names: dict[str, str]
+    warnings: tuple[str, ...] = ()
 
 
 def generate_models(
@@ -35,21 +70,25 @@ def generate_models(
     if not component_schemas:
         return Models("from __future__ import annotations\n", {})
     canonical = json.dumps([openapi_version, component_schemas], sort_keys=True)
-    cache_key = key("models", version("datamodel-code-generator"), canonical)
+    cache_key = key("models", installed_digest(), _CODE, canonical)
     cached = cache.get("models", cache_key)
     if cached is not None:
         entry = json.loads(cached)
-        return Models(entry["source"], entry["class_names"])
+        return Models(entry["source"], entry["class_names"], tuple(entry["warnings"]))
     models = _run_generator(component_schemas, openapi_version)
-    entry = {"source": models.source, "class_names": models.class_names}
+    entry = {
+        "source": models.source,
+        "class_names": models.class_names,
+        "warnings": list(models.warnings),
+    }
     cache.put("models", cache_key, json.dumps(entry, sort_keys=True))
     return models
 
 
 def _run_generator(component_schemas: dict[str, Any], openapi_version: str) -> Models:
-    from datamodel_code_generator import DataModelType, InputFileType, PythonVersion, generate
-    from datamodel_code_generator.enums import NamingStrategy
-    from datamodel_code_generator.format import Formatter
+    from datamodel_code_generator import generate
+    from datamodel_code_generator.enums import DataModelType, InputFileType, NamingStrategy
+    from datamodel_code_generator.format import Formatter, PythonVersion
 
     document = {
         "openapi": openapi_version,
@@ -57,7 +96,11 @@ def _run_generator(component_schemas: dict[str, Any], openapi_version: str) -> M
         "paths": {},
         "components": {"schemas": component_schemas},
     }
-    with tempfile.TemporaryDirectory(prefix="gantry-models-") as folder:
+    with (
+        tempfile.TemporaryDirectory(prefix="gantry-models-") as folder,
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
         metadata_path = Path(folder, "metadata.json")
         output = generate(
             document,
@@ -71,6 +114,7 @@ def _run_generator(component_schemas: dict[str, Any], openapi_version: str) -> M
             treat_dot_as_module=False,  # one module: `cms.v3.Error` becomes `CmsV3Error`
             naming_strategy=NamingStrategy.FullPath,  # inline models named by location, not Foo1
             strict_nullable=True,  # a required nullable field stays required and takes None
+            set_default_enum_member=True,  # `role: Role = Role.operator`, not the bare string
             use_annotated=True,
             field_constraints=True,
             use_standard_collections=True,
@@ -79,12 +123,16 @@ def _run_generator(component_schemas: dict[str, Any], openapi_version: str) -> M
             use_schema_description=True,
             use_field_description=True,
             emit_model_metadata=metadata_path,
+            type_mappings=list(_PLAIN_STRING_FORMATS),
         )
         metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
     if not isinstance(output, str):
         raise RuntimeError("datamodel-code-generator wrote several modules; expected one")
     source = output.split(_MARKER, 1)[-1].lstrip("\n")
-    return Models(source, _class_names(source, metadata))
+    messages = sorted(
+        {" ".join(str(w.message).split()) for w in caught if w.category is not DeprecationWarning}
+    )
+    return Models(source, _class_names(source, metadata), tuple(messages))
 
 
 def _class_names(source: str, metadata: dict[str, Any]) -> dict[str, str]:

@@ -1,85 +1,110 @@
-"""`gantry generate`: spec → load → check → IR → render → format → write (or compare).
+"""The generation pipeline: load → check → models → IR → render → format.
 
-Reads like a table of contents; each step lives in its own module.
+Reads like a table of contents; each step lives in its own module. `command` decides whether it
+needs to run at all (an unchanged spec is answered from the cache) and writes the result.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
+import re
 import tempfile
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import TextIO
+from pathlib import Path
+from typing import Any
 
-from . import lint, loader, validate
+from . import jsonpointer, lint, loader, validate
 from .build_ir import build
 from .cache import Cache
-from .diagnostics import Diagnostic, GenerationFailed, Located, Severity, has_failures
+from .diagnostics import Diagnostic, GenerationFailed, Located, Severity
 from .formatting import format_files
-from .ir import Source
-from .models import generate_models
-from .output import compare_tree, write_tree
+from .ir import Api, Source
+from .models import Models, generate_models
+from .output import Generated
 from .render import header, render
 from .resolve import Resolver
-from .schemas import is_openapi_30, schemas_document
+from .schemas import is_openapi_30, openapi_document, schemas_document
 
 
-@dataclass(frozen=True)
-class Generated:
-    """The bytes of every generated file, and the warnings met on the way."""
+def produce(
+    spec: Path, shown: str, *, strict: bool, cache: Cache, raw: bytes | None = None
+) -> Generated:
+    """Generate every file in memory; raise `GenerationFailed` with all problems on failure.
 
-    files: dict[str, bytes]
-    warnings: tuple[Located, ...]
+    `shown` is the spec path as the file headers name it; `raw` its bytes, if already read.
+    """
+    document = loader.loads(raw, spec) if raw is not None else loader.load(spec)
+    resolver = Resolver(document.data)
+    problems = _check(document, resolver, cache)
+    _stop_on_failures(problems, strict)
+    models = _models(document, cache)
+    problems += [_locate(document, _model_warning(document.data, m)) for m in models.warnings]
+    _stop_on_failures(problems, strict)
+    api = build(document.data, resolver, Source(shown, document.sha256), models.class_names)
+    files = _render(api, models, document.data, cache)
+    return Generated(files, tuple(sorted(p for p in set(problems) if p.severity == "warning")))
 
 
-def display_path(spec: Path) -> str:
-    """The spec path as headers and diagnostics show it: relative when possible, `/`-separated."""
-    if spec.is_absolute():
-        with contextlib.suppress(ValueError):  # another drive on Windows
-            spec = Path(os.path.relpath(spec))
-    return str(PurePosixPath(spec.as_posix()))
+_SCHEMAS = "/components/schemas"
 
 
-def produce(spec: Path, *, strict: bool = False, cache: Cache | None = None) -> Generated:
-    """Generate every file in memory; raise `GenerationFailed` with all problems on failure."""
-    cache = cache if cache is not None else Cache.from_environment()
-    document = loader.load(spec)
-    data = document.data
-    resolver = Resolver(data)
+def _locate(document: loader.Document, diagnostic: Diagnostic) -> Located:
+    return document.source_map.locate_diagnostic(diagnostic)
 
-    diagnostics = lint.check_refs(data, resolver)
+
+def _check(document: loader.Document, resolver: Resolver, cache: Cache) -> list[Located]:
+    """Every problem of the document: YAML, `$ref`s, our conventions, the OpenAPI schema."""
+    diagnostics = lint.check_refs(document.data, resolver)
     refs_resolve = not diagnostics
-    diagnostics += lint.lint(data, resolver)
+    diagnostics += lint.lint(document.data, resolver)
     if refs_resolve:  # the validator cannot cope with a dangling $ref
-        diagnostics += validate.validate(data, document.sha256, cache)
-    located = sorted({*document.problems, *map(document.source_map.locate_diagnostic, diagnostics)})
-    if document.problems or has_failures(diagnostics, strict=strict):
-        raise GenerationFailed(located)
+        diagnostics += validate.validate(document.data, document.sha256, cache)
+    return [*document.problems, *(_locate(document, d) for d in diagnostics)]
 
-    source = Source(display_path(spec), document.sha256)
-    openapi_version = str(data.get("openapi", ""))
-    components = data.get("components") if isinstance(data.get("components"), dict) else {}
-    component_schemas = components.get("schemas") if isinstance(components, dict) else None
-    component_schemas = component_schemas if isinstance(component_schemas, dict) else {}
+
+def _stop_on_failures(problems: list[Located], strict: bool) -> None:
+    if any(p.severity == Severity.ERROR.value or strict for p in problems):
+        raise GenerationFailed(sorted(set(problems)))
+
+
+def _models(document: loader.Document, cache: Cache) -> Models:
+    components = document.data.get("components")
+    schemas = components.get("schemas") if isinstance(components, dict) else None
     try:
-        models = generate_models(component_schemas, openapi_version, cache)
-    except Exception as exc:  # datamodel-code-generator has its own limits
-        pointer = "/components/schemas"
+        return generate_models(
+            schemas if isinstance(schemas, dict) else {}, _openapi_version(document.data), cache
+        )
+    except Exception as exc:  # datamodel-code-generator has limits of its own
         message = f"datamodel-code-generator failed: {type(exc).__name__}: {exc}"
-        raise GenerationFailed(
-            [document.source_map.locate_diagnostic(Diagnostic.error(pointer, message))]
-        ) from exc
+        raise GenerationFailed([_locate(document, Diagnostic.error(_SCHEMAS, message))]) from exc
 
-    api = build(data, resolver, source, models.class_names)
-    texts = render(api, models.source)
+
+def _model_warning(data: dict[str, Any], message: str) -> Diagnostic:
+    """A datamodel-code-generator warning, placed at the schema it names when it names one."""
+    components = data.get("components")
+    schemas = components.get("schemas") if isinstance(components, dict) else None
+    names = schemas if isinstance(schemas, dict) else {}
+    named = [word for word in re.findall(r"[\w.-]+", message) if word in names]
+    pointer = jsonpointer.child(_SCHEMAS, named[0]) if named else _SCHEMAS
+    return Diagnostic.warning(pointer, f"datamodel-code-generator: {message}")
+
+
+def _openapi_version(data: dict[str, Any]) -> str:
+    return str(data.get("openapi", ""))
+
+
+def _render(api: Api, models: Models, data: dict[str, Any], cache: Cache) -> dict[str, bytes]:
+    """The bytes of every generated file: templates, then ruff; the JSON files beside them."""
+    texts = render(api, models.source, cache.folder("jinja"))
     files = {name: text.encode() for name, text in _formatted(texts).items()}
-    generated = {"notice": header(api), "sha256": source.sha256, "spec": source.path}
+    components = data.get("components")
+    schemas = components.get("schemas") if isinstance(components, dict) else None
+    notice = {"notice": header(api), "sha256": api.source.sha256, "spec": api.source.path}
     files["schemas.json"] = schemas_document(
-        component_schemas, openapi_30=is_openapi_30(openapi_version), generated=generated
+        schemas if isinstance(schemas, dict) else {},
+        openapi_30=is_openapi_30(_openapi_version(data)),
+        generated=notice,
     ).encode()
-    return Generated(files, tuple(d for d in located if d.severity == Severity.WARNING.value))
+    files["openapi.json"] = openapi_document(data, generated=notice).encode()
+    return files
 
 
 def _formatted(texts: dict[str, str]) -> dict[str, str]:
@@ -88,52 +113,3 @@ def _formatted(texts: dict[str, str]) -> dict[str, str]:
             Path(folder, name).write_text(text, encoding="utf-8")
         format_files(Path(folder), sorted(texts))
         return {name: Path(folder, name).read_text(encoding="utf-8") for name in sorted(texts)}
-
-
-def run(
-    spec: str,
-    out: str,
-    *,
-    check: bool = False,
-    strict: bool = False,
-    stdout: TextIO = sys.stdout,
-    stderr: TextIO = sys.stderr,
-) -> int:
-    """The `gantry generate` command; returns the exit status."""
-    shown = display_path(Path(spec))
-    try:
-        generated = produce(Path(spec), strict=strict)
-    except GenerationFailed as failure:
-        _report(shown, failure.diagnostics, stderr, failed=True)
-        return 1
-    _report(shown, generated.warnings, stderr, failed=False)
-    out_path = Path(out)
-    if check:
-        drift = compare_tree(generated.files, out_path)
-        if drift:
-            print(f"{out} is not what {shown} generates; run `make generate`:", file=stderr)
-            for kind, names in (
-                ("stale", drift.stale),
-                ("missing", drift.missing),
-                ("extra", drift.extra),
-            ):
-                for name in names:
-                    print(f"  {kind}: {(out_path / name).as_posix()}", file=stderr)
-            return 1
-        print(f"{out} is up to date with {shown}", file=stdout)
-        return 0
-    write_tree(generated.files, out_path)
-    print(f"generated {len(generated.files)} files in {out} from {shown}", file=stdout)
-    return 0
-
-
-def _report(shown: str, located: tuple[Located, ...], stream: TextIO, *, failed: bool) -> None:
-    for problem in sorted(located):
-        print(problem.format(shown), file=stream)
-    if failed:
-        errors = sum(1 for p in located if p.severity == Severity.ERROR.value)
-        warnings = len(located) - errors
-        print(
-            f"gantry generate: {errors} error(s), {warnings} warning(s); nothing written",
-            file=stream,
-        )

@@ -47,10 +47,21 @@ def py(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} as a Python literal")
 
 
-def environment() -> jinja2.Environment:
-    """The template environment: strict about undefined names, no HTML escaping."""
+def environment(bytecode_folder: Path | None = None) -> jinja2.Environment:
+    """The template environment: strict about undefined names, no HTML escaping.
+
+    Compiled templates are kept in `bytecode_folder` when given (jinja2 checks their source).
+    """
+    bytecode_cache = None
+    if bytecode_folder is not None:
+        try:
+            bytecode_folder.mkdir(parents=True, exist_ok=True)
+            bytecode_cache = jinja2.FileSystemBytecodeCache(str(bytecode_folder))
+        except OSError:
+            bytecode_cache = None
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
+        bytecode_cache=bytecode_cache,
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -62,9 +73,9 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render(api: Api, models_source: str) -> dict[str, str]:
+def render(api: Api, models_source: str, bytecode_folder: Path | None = None) -> dict[str, str]:
     """The text of every generated Python file, by file name (`schemas.json` is written apart)."""
-    env = environment()
+    env = environment(bytecode_folder)
     files = {name: env.get_template(name + ".jinja").render(api=api) for name in PYTHON_FILES}
     files["models.py"] = env.get_template("models.py.jinja").render(api=api, body=models_source)
     return files

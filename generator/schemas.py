@@ -112,3 +112,8 @@ def schemas_document(
         "x-generated": generated,
     }
     return json.dumps(document, sort_keys=True, indent=1) + "\n"
+
+
+def openapi_document(document: dict[str, Any], *, generated: dict[str, str]) -> str:
+    """The text of `openapi.json`: the spec as written (key order kept), for the server to serve."""
+    return json.dumps({"x-generated": generated, **document}, indent=1) + "\n"

@@ -13,17 +13,17 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
-from importlib.metadata import version
 from typing import Any
 
 from . import jsonpointer
-from .cache import Cache, key
+from .cache import Cache, installed_digest, key, module_digest
 from .diagnostics import Diagnostic
 from .resolve import RefError, Resolver, is_ref
 
 # Our linter says the same, with better locations and wording.
 _COVERED_BY_LINT = frozenset({"DuplicateOperationIDError", "UnresolvableParameterError"})
 _MAX_MESSAGE = 200
+_CODE = module_digest(__file__)  # how errors are described is part of every cache key
 _MAX_QUOTED = 60
 _VERDICT = re.compile(
     r"^(.*?) (is not .*|is a required property|has non-unique elements|is too .*)$"
@@ -32,7 +32,7 @@ _VERDICT = re.compile(
 
 def validate(document: dict[str, Any], sha256: str, cache: Cache) -> list[Diagnostic]:
     """The OpenAPI-schema errors of the document (call only when every `$ref` resolves)."""
-    cache_key = key("validate", version("openapi-spec-validator"), sha256)
+    cache_key = key("validate", installed_digest(), _CODE, sha256)
     cached = cache.get("validate", cache_key)
     if cached is None:
         found = _run_validator(document)
@@ -69,7 +69,7 @@ def _locating(base: type[Any]) -> Callable[[dict[str, Any]], Any]:
         for name, cls in base.keyword_validators.items()
     }
     name = "Locating" + base.__name__
-    return type(name, (base,), {"keyword_validators": keyword_validators})  # type: ignore[no-any-return]
+    return type(name, (base,), {"keyword_validators": keyword_validators})
 
 
 def _stamping(cls: type[Any]) -> type[Any]:

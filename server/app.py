@@ -33,6 +33,8 @@ def load_spec_document(package: ModuleType = generated) -> dict[str, Any]:
     """The OpenAPI document the routes were generated from, as served at /openapi.json."""
     text = resources.files(package).joinpath("openapi.json").read_text(encoding="utf-8")
     document: dict[str, Any] = json.loads(text)
+    # The generator stamps its provenance here; what is served is the spec exactly as written.
+    document.pop("x-generated", None)
     return document
 
 

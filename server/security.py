@@ -48,7 +48,7 @@ SECRET_RANDOM_LENGTH = 40
 SECRET_PREFIX_LENGTH = 8
 ARGON2_PROFILE_ENV = "GANTRY_ARGON2_PROFILE"
 
-_PREFIX_RE = re.compile(r"^[a-z]{1,8}_$")
+_PREFIX_RE = re.compile(r"^[a-z]{1,8}_?$")
 
 _HASHERS: dict[str, PasswordHasher] = {
     # argon2-cffi defaults: argon2id, RFC 9106 "low memory" profile.
@@ -59,11 +59,11 @@ _HASHERS: dict[str, PasswordHasher] = {
 _DUMMY_HASHES: dict[str, str] = {}
 
 
-def _check_prefix(prefix: str) -> None:
+def _check_prefix(prefix: str) -> str:
+    """``"ws"`` or ``"ws_"`` -> ``"ws_"``; anything else is a programming error."""
     if not _PREFIX_RE.match(prefix):
-        raise ValueError(
-            f"prefix must look like 'ws_' (lower-case letters then '_'), got {prefix!r}"
-        )
+        raise ValueError(f"prefix must be 1-8 lower-case letters (+ '_'), got {prefix!r}")
+    return prefix if prefix.endswith("_") else prefix + "_"
 
 
 def _random_base62(length: int) -> str:
@@ -71,17 +71,17 @@ def _random_base62(length: int) -> str:
 
 
 def new_id(prefix: str) -> str:
-    """A fresh resource id: ``prefix`` (e.g. ``"ws_"``) + 24 random base62 characters."""
-    _check_prefix(prefix)
-    return prefix + _random_base62(ID_RANDOM_LENGTH)
+    """A fresh resource id: ``prefix`` (``"ws_"``; ``"ws"`` gets the ``_`` added) + 24 random
+    base62 characters."""
+    return _check_prefix(prefix) + _random_base62(ID_RANDOM_LENGTH)
 
 
 def mint_secret(prefix: str, length: int = SECRET_RANDOM_LENGTH) -> str:
-    """A fresh bearer secret: ``prefix`` (e.g. ``"pat_"``, ``"sk_"``) + ``length`` base62 chars."""
-    _check_prefix(prefix)
+    """A fresh bearer secret: ``prefix`` (``"pat_"``, ``"sk_"``; the ``_`` is added if missing)
+    + ``length`` random base62 characters."""
     if length < 16:
         raise ValueError("a secret needs at least 16 random characters")
-    return prefix + _random_base62(length)
+    return _check_prefix(prefix) + _random_base62(length)
 
 
 def hash_secret(value: str) -> str:

@@ -54,55 +54,6 @@ ALL_PAT_SCOPES = ("read", "run", "write", "admin", "gateway")
 
 assert len(BOOTSTRAP_TOKEN) == 44
 
-
-# ── compatibility shims ─────────────────────────────────────────────────────────────────────
-# The runtime (server/app.py, server/bootstrap.py, server/audit.py) and storage are being
-# finished in parallel; where they disagree the tests bridge the gap here, each shim a no-op
-# once the real code has the piece. Reported to the lead; delete when the runtime catches up.
-
-
-def _install_shims() -> None:
-    import server.app
-    import server.audit
-    import server.bootstrap
-    from server.security import new_id as real_new_id
-    from server.storage.db import Database
-
-    if not hasattr(Database, "from_url"):
-
-        def from_url(cls: type[Database], url: str, var_dir: Path) -> Database:
-            if not url:
-                url = f"sqlite:///{Path(var_dir) / 'gantry.db'}"
-            return cls(url)
-
-        Database.from_url = classmethod(from_url)  # type: ignore[attr-defined]
-
-    try:
-        real_new_id("aud")
-    except ValueError:
-
-        def tolerant_new_id(prefix: str) -> str:
-            return real_new_id(prefix if prefix.endswith("_") else prefix + "_")
-
-        server.audit.new_id = tolerant_new_id  # type: ignore[attr-defined]
-        server.bootstrap.new_id = tolerant_new_id  # type: ignore[attr-defined]
-
-    try:
-        server.app.load_spec_document()
-    except (FileNotFoundError, OSError):
-
-        def load_from_yaml(package: Any = None) -> dict[str, Any]:
-            document: dict[str, Any] = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
-            return json.loads(json.dumps(document, default=str))
-
-        server.app.load_spec_document = load_from_yaml  # type: ignore[assignment]
-
-
-_install_shims()
-
-from server.app import create_app  # noqa: E402
-from server.config import Config  # noqa: E402
-
 # ── the oracle ──────────────────────────────────────────────────────────────────────────────
 
 
@@ -152,13 +103,13 @@ class Oracle:
                 f"{response.get_data(as_text=True)[:2000]}"
             ) from exc
         if response.status_code >= 400:
-            self._check_problem(response)
+            self.check_problem(response)
 
     def _check_unrouted(self, response: TestResponse) -> None:
         assert response.status_code in (404, 405), f"unrouted request answered {response.status}"
-        self._check_problem(response)
+        self.check_problem(response)
 
-    def _check_problem(self, response: TestResponse) -> None:
+    def check_problem(self, response: TestResponse) -> None:
         where = f"{response.request.method} {response.request.path}"
         assert response.mimetype == "application/problem+json", (where, response.mimetype)
         body = response.get_json()
@@ -258,6 +209,7 @@ class Api:
         headers: Mapping[str, str] | None = None,
         content_type: str | None = None,
         csrf: bool | None = None,
+        remote_addr: str | None = None,
         validate: bool = True,
         expect: int | None = None,
         code: str | None = None,
@@ -281,6 +233,8 @@ class Api:
                 kwargs["content_type"] = content_type
         if query is not None:
             kwargs["query_string"] = {k: _query_value(v) for k, v in query.items()}
+        if remote_addr is not None:
+            kwargs["environ_base"] = {"REMOTE_ADDR": remote_addr}
         url = path if path.startswith("/api/") else "/api/v1" + path
         response = self.client.open(url, method=method, **kwargs)
         if validate:
@@ -375,6 +329,11 @@ AppFactory = Callable[..., Flask]
 def make_app(database_url: str, tmp_path: Path) -> Iterator[AppFactory]:
     """Build an app over this test's database; keyword arguments override the Config."""
     apps: list[Flask] = []
+
+    # Imported here, not at module level: the generator's tests share this conftest and must
+    # not depend on the server (or the generated package) being importable.
+    from server.app import create_app
+    from server.config import Config
 
     def factory(**overrides: Any) -> Flask:
         settings: dict[str, Any] = {

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
 from sqlalchemy.exc import IntegrityError
 
 from server import audit as audit_log
@@ -23,8 +23,16 @@ API_BASE = "/api/v1"
 
 def plain(value: Any) -> Any:
     """``value`` with pydantic root models and enums replaced by plain JSON-like values."""
+    if isinstance(value, RootModel):
+        return plain(value.root)
     if isinstance(value, BaseModel):
-        return plain(value.model_dump(mode="python", by_alias=True))
+        # Read the attributes rather than ``model_dump``: generated defaults are not always
+        # instances of the field's type (an enum default written as a plain string), which
+        # makes pydantic's serializer warn.
+        return {
+            (info.alias or name): plain(getattr(value, name))
+            for name, info in type(value).model_fields.items()
+        }
     if isinstance(value, enum.Enum):
         return plain(value.value)
     if isinstance(value, dict):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from werkzeug.datastructures import MultiDict
+from werkzeug.datastructures import Headers, MultiDict
 
 from server.runtime.errors import BadRequest, FieldError
 from server.runtime.schemas import CompiledSchema, JsonSchema, SchemaBundle
@@ -35,7 +35,7 @@ class RawParameters:
 
     path: Mapping[str, str]
     query: MultiDict[str, str]
-    headers: Mapping[str, str]
+    headers: Mapping[str, str] | Headers  # case-insensitive when it comes from werkzeug
     cookies: Mapping[str, str]
 
 
@@ -250,7 +250,7 @@ def _single(raw: RawParameters, location: str, name: str) -> Any:
         if len(values) > 1:
             raise CoercionError("must be given once")
         return values[0]
-    source: Mapping[str, str]
+    source: Mapping[str, str] | Headers
     source = {"path": raw.path, "header": raw.headers, "cookie": raw.cookies}[location]
     value = source.get(name)
     return _MISSING if value is None else value

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from generator.pipeline import run
+from generator.command import run
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

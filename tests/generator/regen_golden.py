@@ -27,7 +27,7 @@ def regenerate() -> None:
     os.chdir(REPO)
     with tempfile.TemporaryDirectory() as cache:
         os.environ["GANTRY_CACHE_DIR"] = cache
-        from generator.pipeline import run
+        from generator.command import run
 
         for spec in sorted((HERE / "specs").glob("*.yaml")):
             golden = HERE / "golden" / spec.stem

@@ -40,11 +40,13 @@ def test_check_reports_stale_missing_and_extra_files(generate: Generate, tmp_pat
 def test_check_on_a_missing_tree_fails(generate: Generate, tmp_path: Path) -> None:
     result = generate(PETSTORE, tmp_path / "nowhere", check=True)
     assert result.status == 1
-    assert result.stderr.count("missing:") == 5
+    assert result.stderr.count("missing:") == 6
     assert not (tmp_path / "nowhere").exists()
 
 
-def test_write_replaces_generated_files_and_keeps_others(generate: Generate, tmp_path: Path) -> None:
+def test_write_replaces_generated_files_and_keeps_others(
+    generate: Generate, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "README.md").write_text("hand-written\n")
@@ -54,7 +56,15 @@ def test_write_replaces_generated_files_and_keeps_others(generate: Generate, tmp
     assert generate(PETSTORE, out).status == 0
 
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["README.md", "__init__.py", "models.py", "operations.py", "routes.py", "schemas.json"]
+    assert names == [
+        "README.md",
+        "__init__.py",
+        "models.py",
+        "openapi.json",
+        "operations.py",
+        "routes.py",
+        "schemas.json",
+    ]
     assert (out / "README.md").read_text() == "hand-written\n"
     assert "stale" not in (out / "operations.py").read_text()
     assert not list(tmp_path.glob(".gantry-*")), "the staging folder is cleaned up"

@@ -31,8 +31,19 @@ def test_identical_bytes_under_different_hash_seeds(tmp_path: Path) -> None:
             "PYTHONHASHSEED": seed,
             "GANTRY_CACHE_DIR": str(tmp_path / f"cache{seed}"),  # cold: every step really runs
         }
-        command = [sys.executable, "-m", "gantry.cli", "generate", "--spec", relative(PETSTORE), "--out", str(out)]
-        result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+        command = [
+            sys.executable,
+            "-m",
+            "gantry.cli",
+            "generate",
+            "--spec",
+            relative(PETSTORE),
+            "--out",
+            str(out),
+        ]
+        result = subprocess.run(
+            command, cwd=REPO, env=env, capture_output=True, text=True, check=False
+        )
         assert result.returncode == 0, result.stderr
         trees.append(_tree(out))
     assert trees[0] == trees[1]
@@ -56,8 +67,19 @@ def test_diagnostics_are_identical_under_different_hash_seeds(tmp_path: Path) ->
     outputs = set()
     for seed in ("1", "2", "3"):
         env = {**os.environ, "PYTHONHASHSEED": seed, "GANTRY_CACHE_DIR": ""}
-        command = [sys.executable, "-m", "gantry.cli", "generate", "--spec", str(spec), "--out", str(tmp_path / "out")]
-        result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+        command = [
+            sys.executable,
+            "-m",
+            "gantry.cli",
+            "generate",
+            "--spec",
+            str(spec),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+        result = subprocess.run(
+            command, cwd=REPO, env=env, capture_output=True, text=True, check=False
+        )
         assert result.returncode == 1
         outputs.add(result.stderr)
     assert len(outputs) == 1

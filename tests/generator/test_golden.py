@@ -11,11 +11,18 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from generator_support import GOLDEN, SPECS, Generate
 from flask import Flask
+from generator_support import GOLDEN, SPECS, Generate
 
 PETSTORE = SPECS / "petstore_mini.yaml"
-EXPECTED_FILES = ["__init__.py", "models.py", "operations.py", "routes.py", "schemas.json"]
+EXPECTED_FILES = [
+    "__init__.py",
+    "models.py",
+    "openapi.json",
+    "operations.py",
+    "routes.py",
+    "schemas.json",
+]
 
 
 def test_output_matches_golden_file_by_file(generate: Generate, tmp_path: Path) -> None:
@@ -57,7 +64,9 @@ def package(tmp_path: Path) -> Iterator[ModuleType]:
         yield importlib.import_module("petstore_pkg")
     finally:
         sys.path.remove(str(tmp_path))
-        for name in [n for n in sys.modules if n == "petstore_pkg" or n.startswith("petstore_pkg.")]:
+        for name in [
+            n for n in sys.modules if n == "petstore_pkg" or n.startswith("petstore_pkg.")
+        ]:
             del sys.modules[name]
 
 
@@ -104,7 +113,7 @@ def test_register_routes_adds_one_flask_rule_per_operation(package: ModuleType) 
 
     routes.register_routes(app, bind)
     rules = {
-        (rule.rule, rule.endpoint, tuple(sorted(rule.methods - {"HEAD", "OPTIONS"})))
+        (rule.rule, rule.endpoint, tuple(sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})))
         for rule in app.url_map.iter_rules()
         if rule.endpoint != "static"
     }
@@ -135,3 +144,14 @@ def test_generated_package_passes_mypy_strict(in_repo: Path) -> None:
         ["--strict", "--config-file", "", str(GOLDEN / "petstore_mini")]
     )
     assert status == 0, stdout + stderr
+
+
+def test_openapi_json_is_the_spec_plus_the_notice() -> None:
+    import json
+
+    import yaml
+
+    served = json.loads((GOLDEN / "petstore_mini" / "openapi.json").read_text())
+    notice = served.pop("x-generated")
+    assert notice["spec"] == "tests/generator/specs/petstore_mini.yaml"
+    assert served == yaml.safe_load(PETSTORE.read_text())

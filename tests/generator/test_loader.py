@@ -24,7 +24,10 @@ paths:
 
 def test_values_and_positions() -> None:
     document = loads(DOC, Path("spec.yaml"))
-    assert document.data["paths"]["/pets/{id}"]["get"]["parameters"][0] == {"name": "id", "in": "path"}
+    assert document.data["paths"]["/pets/{id}"]["get"]["parameters"][0] == {
+        "name": "id",
+        "in": "path",
+    }
     positions = document.source_map.positions
     assert positions["/paths/~1pets~1{id}/get"] == (4, 5)
     assert positions["/paths/~1pets~1{id}/get/parameters/0"] == (6, 11)

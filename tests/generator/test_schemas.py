@@ -26,8 +26,18 @@ def test_30_nullable_without_type_becomes_any_of_null() -> None:
 
 
 def test_30_boolean_exclusive_bounds_become_numbers() -> None:
-    schema = {"type": "integer", "minimum": 1, "exclusiveMinimum": True, "maximum": 9, "exclusiveMaximum": False}
-    assert normalise(schema, openapi_30=True) == {"type": "integer", "exclusiveMinimum": 1, "maximum": 9}
+    schema = {
+        "type": "integer",
+        "minimum": 1,
+        "exclusiveMinimum": True,
+        "maximum": 9,
+        "exclusiveMaximum": False,
+    }
+    assert normalise(schema, openapi_30=True) == {
+        "type": "integer",
+        "exclusiveMinimum": 1,
+        "maximum": 9,
+    }
 
 
 def test_30_ref_siblings_are_dropped() -> None:
@@ -59,11 +69,17 @@ def test_openapi_only_keywords_are_dropped_and_read_write_only_kept() -> None:
         "discriminator": {"propertyName": "kind"},
         "xml": {"name": "x"},
         "externalDocs": {"url": "https://example.com"},
-        "properties": {"id": {"type": "string", "readOnly": True}, "pw": {"type": "string", "writeOnly": True}},
+        "properties": {
+            "id": {"type": "string", "readOnly": True},
+            "pw": {"type": "string", "writeOnly": True},
+        },
     }
     assert normalise(schema, openapi_30=False) == {
         "type": "object",
-        "properties": {"id": {"type": "string", "readOnly": True}, "pw": {"type": "string", "writeOnly": True}},
+        "properties": {
+            "id": {"type": "string", "readOnly": True},
+            "pw": {"type": "string", "writeOnly": True},
+        },
     }
 
 

@@ -97,8 +97,20 @@ def test_repeated_scalar_is_rejected() -> None:
 def test_arrays_by_style() -> None:
     exploded = Param("tag", "query", {"type": "array", "items": {"type": "integer"}})
     joined = Param("ids", "query", {"type": "array", "items": {"type": "string"}}, explode=False)
-    piped = Param("p", "query", {"type": "array", "items": {"type": "string"}}, style="pipeDelimited", explode=False)
-    header = Param("X-Ids", "header", {"type": "array", "items": {"type": "integer"}}, style="simple", explode=False)
+    piped = Param(
+        "p",
+        "query",
+        {"type": "array", "items": {"type": "string"}},
+        style="pipeDelimited",
+        explode=False,
+    )
+    header = Param(
+        "X-Ids",
+        "header",
+        {"type": "array", "items": {"type": "integer"}},
+        style="simple",
+        explode=False,
+    )
     parsed = parse(
         [exploded, joined, piped, header],
         [("tag", "1"), ("tag", "2"), ("ids", "a,b"), ("p", "x|y")],

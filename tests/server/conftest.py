@@ -51,13 +51,15 @@ def storage_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Datab
     except Exception as exc:  # unreachable or misconfigured: fail, never skip
         admin.dispose()
         pytest.fail(f"{PG_URL_ENV} is set but PostgreSQL is not usable: {exc}", pytrace=False)
-    url = normalize_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    db = Database(url)
     try:
-        db.migrate()
-        yield db
+        url = normalize_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+        db = Database(url)
+        try:
+            db.migrate()
+            yield db
+        finally:
+            db.dispose()
     finally:
-        db.dispose()
         with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()

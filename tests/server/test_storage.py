@@ -82,7 +82,8 @@ def test_new_id_matches_the_spec_pattern() -> None:
     ids = {security.new_id("ws_") for _ in range(200)}
     assert len(ids) == 200
     assert all(re.fullmatch(r"ws_[0-9A-Za-z]{24}", i) for i in ids)
-    for bad in ("ws", "WS_", "", "w s_"):
+    assert re.fullmatch(r"aud_[0-9A-Za-z]{24}", security.new_id("aud"))  # "_" added
+    for bad in ("WS_", "", "_", "w s_", "ws__", "toolongprefix_"):
         with pytest.raises(ValueError):
             security.new_id(bad)
 
@@ -93,6 +94,7 @@ def test_secrets_hash_and_prefix() -> None:
     assert re.fullmatch(r"pat_[0-9A-Za-z]{40}", pat)
     assert re.fullmatch(r"sk_[0-9A-Za-z]{40}", key)
     assert re.fullmatch(r"wrk_[0-9A-Za-z]{32}", security.mint_secret("wrk_", 32))
+    assert security.mint_secret("rtk").startswith("rtk_")
     assert security.secret_prefix(pat) == pat[:8] and security.secret_prefix(pat).startswith("pat_")
     digest = security.hash_secret(pat)
     assert re.fullmatch(r"[0-9a-f]{64}", digest) and digest == security.hash_secret(pat)

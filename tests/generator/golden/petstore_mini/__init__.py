@@ -2,7 +2,8 @@
 """The package generated from the API spec: models, operation table, schemas and routes.
 
 `models.py` holds the pydantic models, `operations.py` the operation table, `schemas.json` the
-component schemas as JSON Schema 2020-12, and `routes.py` the Flask route table.
+component schemas as JSON Schema 2020-12, `routes.py` the Flask route table, and `openapi.json`
+the spec itself (plus an `x-generated` notice), for the server to serve.
 """
 
 SPEC_SHA256 = "7f023e075d46762914407dc9ac65088e4379b575d16d85bedb2b9cdbb884b8ac"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 
 class Species(StrEnum):
@@ -22,7 +22,7 @@ class NewPet(BaseModel):
 
 class Pet(NewPet):
     id: str
-    created_at: AwareDatetime
+    created_at: str
 
 
 class PetPage(BaseModel):
