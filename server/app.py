@@ -17,7 +17,7 @@ from server.bootstrap import bootstrap
 from server.config import Config
 from server.docs import install_docs_assets
 from server.runtime.credentials import StorageCredentials
-from server.runtime.dispatch import Dispatcher, MissingHandlerError
+from server.runtime.dispatch import Dispatcher, GantryGuard, MissingHandlerError
 from server.runtime.middleware import install_request_hooks
 from server.runtime.pagination import CursorCodec
 from server.runtime.problem import install_error_handlers
@@ -65,7 +65,14 @@ def create_app(config: Config | None = None) -> Flask:
     install_error_handlers(app)
     install_docs_assets(app, state)
 
-    dispatcher = Dispatcher(state, SchemaBundle.from_package(generated), generated_models)
+    dispatcher = Dispatcher(
+        bundle=SchemaBundle.from_package(generated),
+        models=generated_models,
+        guard=GantryGuard(state),
+        cursors=state.cursors,
+        session_factory=database.sessionmaker,
+        state=state,
+    )
     missing: list[str] = []
 
     def bind(operation: Any) -> Any:

@@ -87,7 +87,9 @@ def authenticate(
     return None
 
 
-def check_csrf(principal: Principal, creds: HttpCredentials, allowed_origins: frozenset[str]) -> None:
+def check_csrf(
+    principal: Principal, creds: HttpCredentials, allowed_origins: frozenset[str]
+) -> None:
     """Cookie-authenticated writes need ``X-Requested-With`` and an allowed ``Origin``."""
     if principal.kind != "session" or creds.method not in UNSAFE_METHODS:
         return
@@ -158,7 +160,9 @@ def require_role(
     if principal.kind == "pat":
         cap = roles.scope_cap(principal.scopes)
         if cap is None or not roles.at_least(cap, least):
-            raise Forbidden(f"The token's scopes do not allow {least} actions.", code="scope_denied")
+            raise Forbidden(
+                f"The token's scopes do not allow {least} actions.", code="scope_denied"
+            )
         role = roles.lower(role, cap)
     return role
 

@@ -14,17 +14,19 @@ import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 from flask import Response, g
 from flask import request as flask_request
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
+from werkzeug.wrappers import Request as WerkzeugRequest
 
 from server.runtime import auth
+from server.runtime.auth import Principal
 from server.runtime.body import BodyParser
 from server.runtime.context import Reply, Request
-from server.runtime.pagination import page_request
+from server.runtime.pagination import CursorCodec, page_request
 from server.runtime.params import ParameterParser, RawParameters
 from server.runtime.schemas import SchemaBundle
 from server.state import AppState
@@ -108,19 +110,84 @@ class _Transaction:
             self.session = None
 
 
+class Guard(Protocol):
+    """Who may call an operation: the auth step of the dispatcher, pluggable so the mock
+    server can check credentials by presence while the real server checks them in storage."""
+
+    def authenticate(
+        self, operation: Any, http: WerkzeugRequest, session: Callable[[], Session]
+    ) -> Principal | None: ...
+
+    def authorize(
+        self,
+        operation: Any,
+        principal: Principal | None,
+        path: dict[str, Any],
+        session: Callable[[], Session],
+    ) -> str | None: ...
+
+
+class GantryGuard:
+    """The server's guard: Gantry credentials from storage, CSRF, least roles from the spec."""
+
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    def authenticate(
+        self, operation: Any, http: WerkzeugRequest, session: Callable[[], Session]
+    ) -> Principal | None:
+        """The caller of a secured operation (401 if required and missing or invalid)."""
+        if not operation.security:
+            return None
+        creds = auth.HttpCredentials(
+            method=http.method,
+            authorization=http.headers.get("Authorization"),
+            session_cookie=http.cookies.get(auth.SESSION_COOKIE),
+            requested_with=http.headers.get("X-Requested-With"),
+            origin=http.headers.get("Origin"),
+        )
+        if () in operation.security and not (creds.authorization or creds.session_cookie):
+            return None  # optional security, nothing presented
+        principal = auth.authenticate(self.state.credentials, session(), creds)
+        if principal is not None:
+            auth.check_csrf(principal, creds, self.state.allowed_origins(http.host_url))
+        return principal
+
+    def authorize(
+        self,
+        operation: Any,
+        principal: Principal | None,
+        path: dict[str, Any],
+        session: Callable[[], Session],
+    ) -> str | None:
+        """Enforce ``x-gantry-min-role``; the caller's role in the path's workspace, if any."""
+        if not operation.security or (() in operation.security and principal is None):
+            return None
+        return auth.authorize(
+            self.state.credentials, session(), principal, operation.min_role, path
+        )
+
+
 class Dispatcher:
     """Builds one view per operation over compiled validators and resolved handlers."""
 
     def __init__(
         self,
-        state: AppState,
+        *,
         bundle: SchemaBundle,
         models: ModuleType | None,
+        guard: Guard,
+        cursors: CursorCodec,
+        session_factory: Callable[[], Session] | None = None,
+        state: Any = None,
         handlers: Callable[[Any], Handler] | None = None,
     ) -> None:
-        self.state = state
         self.bundle = bundle
         self.models = models
+        self.guard = guard
+        self.cursors = cursors
+        self.session_factory = session_factory or _no_database
+        self.state = state
         self.resolve = handlers or resolve_handler
 
     def bind(self, operation: Any) -> View:
@@ -133,31 +200,16 @@ class Dispatcher:
             else None
         )
         path_names = {p.python_name: p.name for p in operation.parameters if p.location == "path"}
-        secured = bool(operation.security) and () not in operation.security
-        state = self.state
+        guard, cursors, state, factory = self.guard, self.cursors, self.state, self.session_factory
         op_id = operation.operation_id
-        min_role = operation.min_role
         is_list = operation.is_list
 
         def view(**raw_path: str) -> Response:
             http = flask_request
-            tx = _Transaction(state.database.sessionmaker)
+            tx = _Transaction(factory)
             ok = False
             try:
-                creds = auth.HttpCredentials(
-                    method=http.method,
-                    authorization=http.headers.get("Authorization"),
-                    session_cookie=http.cookies.get(auth.SESSION_COOKIE),
-                    requested_with=http.headers.get("X-Requested-With"),
-                    origin=http.headers.get("Origin"),
-                )
-                principal = (
-                    auth.authenticate(state.credentials, tx(), creds)
-                    if secured or (operation.security and creds.authorization)
-                    else None
-                )
-                if principal is not None:
-                    auth.check_csrf(principal, creds, state.allowed_origins(http.host_url))
+                principal = guard.authenticate(operation, http, tx)
                 parsed = params.parse(
                     RawParameters(
                         path={path_names.get(k, k): v for k, v in raw_path.items()},
@@ -166,11 +218,7 @@ class Dispatcher:
                         cookies=http.cookies,
                     )
                 )
-                role = (
-                    auth.authorize(state.credentials, tx(), principal, min_role, parsed.path)
-                    if secured
-                    else None
-                )
+                role = guard.authorize(operation, principal, parsed.path, tx)
                 req = Request(
                     operation_id=op_id,
                     path=parsed.path,
@@ -180,11 +228,9 @@ class Dispatcher:
                     body=body.parse(http) if body is not None else None,
                     principal=principal,
                     role=role,
-                    page=(
-                        page_request(op_id, parsed.path, parsed.query, state.cursors)
-                        if is_list
-                        else None
-                    ),
+                    page=page_request(op_id, parsed.path, parsed.query, cursors)
+                    if is_list
+                    else None,
                     request_id=g.request_id,
                     client_ip=http.remote_addr,
                     user_agent=http.user_agent.string or None,
@@ -200,6 +246,10 @@ class Dispatcher:
         view.__name__ = operation.handler_name
         view.__doc__ = f"{operation.method} {operation.path} ({op_id})"
         return view
+
+
+def _no_database() -> Session:
+    raise RuntimeError("this app has no database")
 
 
 def resolve_handler(operation: Any) -> Handler:

@@ -130,7 +130,7 @@ _SCALARS: dict[str, Coerce] = {
 def scalar_coercer(schema: JsonSchema, bundle: SchemaBundle) -> Coerce:
     """A function reading one raw string as the first type of ``schema`` it fits."""
     types = [t for t in _TYPE_ORDER if t in _types(schema, bundle) and t in _SCALARS]
-    if not types or "string" in types and len(types) == 1:
+    if not types or ("string" in types and len(types) == 1):
         return str
     if len(types) == 1:
         return _SCALARS[types[0]]
@@ -214,9 +214,7 @@ def _reader(parameter: Any, bundle: SchemaBundle) -> Callable[[RawParameters], A
 
         def read_object(raw: RawParameters) -> Any:
             if location == "query" and explode:
-                found = {
-                    k: prop_coercers[k](raw.query[k]) for k in prop_coercers if k in raw.query
-                }
+                found = {k: prop_coercers[k](raw.query[k]) for k in prop_coercers if k in raw.query}
                 return found if found else _MISSING
             single = _single(raw, location, name)
             if single is _MISSING:

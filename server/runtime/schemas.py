@@ -73,7 +73,9 @@ class CompiledSchema:
         found: list[FieldError] = []
         for error in self._validator.iter_errors(instance):
             path = "".join(_path_part(p) for p in error.instance_path)
-            found.append(FieldError(field=f"{location}{path}", message=_safe_message(error.message)))
+            found.append(
+                FieldError(field=f"{location}{path}", message=_safe_message(error.message))
+            )
         found.sort(key=lambda e: (e.field, e.message))
         return found
 
