@@ -56,5 +56,9 @@ def serve(args: argparse.Namespace) -> None:
             "errorlog": "-",
             "timeout": 60,
             "graceful_timeout": 10,
+            # The spec bounds every parameter; its longest legal query (a 320-character email,
+            # UTF-8 and percent-encoded) needs more than gunicorn's default 4094-byte request line.
+            "limit_request_line": 8190,
+            "control_socket_disable": True,
         },
     ).run()

@@ -5,14 +5,14 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-import swagger_ui_bundle
 from flask import Flask, Response, send_from_directory
+from openapi_ui_bundles.swagger_ui import static_path as swagger_ui_path
 
 from server.runtime.errors import NotFound
 from server.state import AppState
 
 ASSETS_URL = "/api/v1/docs/assets"
-_SWAGGER_DIR = Path(swagger_ui_bundle.swagger_ui_path)
+_SWAGGER_DIR = Path(swagger_ui_path)
 _STATIC_DIR = Path(__file__).resolve().parent / "static"
 _OWN_ASSETS = {"docs-init.js"}
 _SWAGGER_ASSETS = {"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js"}

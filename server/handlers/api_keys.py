@@ -56,7 +56,11 @@ def create_api_key(req: Request) -> Reply:
             code="insufficient_role",
         )
     current = now()
-    expires_at = as_datetime(data["expires_at"]) if data.get("expires_at") is not None else None
+    expires_at = (
+        as_datetime(data["expires_at"], "body.expires_at")
+        if data.get("expires_at") is not None
+        else None
+    )
     if expires_at is not None and expires_at <= current:
         raise BadRequest(
             "expires_at must be in the future.",

@@ -16,6 +16,13 @@ from server.storage.models import AuditEvent
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
 
+def _before(stamp: datetime) -> datetime:
+    try:
+        return stamp - _ONE_MICROSECOND
+    except OverflowError:  # the first instant there is; nothing lies before it anyway
+        return stamp
+
+
 def _key(row: AuditEvent) -> tuple[datetime, str]:
     return row.created_at, row.id
 
@@ -33,8 +40,8 @@ def _filters(req: Request) -> dict[str, Any]:
             str(query["target_type"]) if query.get("target_type") is not None else None
         ),
         "target_id": str(query["target_id"]) if query.get("target_id") is not None else None,
-        "from_": as_datetime(start) if start is not None else None,
-        "to": as_datetime(end) - _ONE_MICROSECOND if end is not None else None,
+        "from_": as_datetime(start, "query.from") if start is not None else None,
+        "to": _before(as_datetime(end, "query.to")) if end is not None else None,
     }
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from server.docs import docs_page
 from server.handlers._common import as_datetime, now
 from server.runtime.context import Reply, Request
-from server.runtime.errors import NotFound
+from server.runtime.errors import ApiError, NotFound
 from server.storage import repositories as repo
 
 SPEC_URL = "/api/v1/openapi.json"
@@ -58,7 +58,7 @@ def get_version(req: Request) -> dict[str, Any]:
     built = os.environ.get("GANTRY_BUILD_TIME", "").strip()
     try:
         build_time = as_datetime(built) if built else None
-    except ValueError:
+    except (ValueError, ApiError):
         build_time = None
     return {
         "version": _version(),

@@ -53,7 +53,7 @@ def create_token(req: Request) -> Reply:
     """Issue a token; its secret appears only in this response."""
     data, _ = body_fields(req)
     current = now()
-    expires_at = as_datetime(data["expires_at"])
+    expires_at = as_datetime(data["expires_at"], "body.expires_at")
     earliest = current + MIN_LIFETIME - _GRACE
     latest = _one_year_after(current) + _GRACE
     if not earliest <= expires_at <= latest:

@@ -188,3 +188,29 @@ def test_the_oracle_rejects_a_response_that_breaks_the_spec(
     g = gantry_for(make_app())
     with pytest.raises(AssertionError, match="breaks the spec"):
         g.anon.get("/health")
+
+
+def test_timestamps_python_cannot_read_are_400_not_500(gantry: Any) -> None:
+    # RFC 3339 allows a leap second (":60"); the format check lets it through, Python's
+    # datetime cannot hold it. The handlers answer 400 on the field.
+    owner = gantry.user()
+    ws = gantry.workspace(owner)
+    response = owner.session.post(
+        "/tokens",
+        json={"name": "x", "scopes": ["read"], "expires_at": "2026-12-31T23:59:60Z"},
+        expect=400,
+        code="validation_failed",
+    )
+    assert response.json["errors"] == [
+        {"field": "body.expires_at", "message": "is not a valid RFC 3339 date-time"}
+    ]
+    owner.session.get(
+        f"/workspaces/{ws['id']}/audit-log",
+        query={"to": "2026-12-31T23:59:60Z"},
+        expect=400,
+        code="validation_failed",
+    )
+    first_instant = owner.session.get(
+        f"/workspaces/{ws['id']}/audit-log", query={"to": "0001-01-01T00:00:00Z"}, expect=200
+    )
+    assert first_instant.json["items"] == []
