@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from . import conventions, jsonpointer, names
 from .ir import (
     Api,
+    Callback,
     JsonSchema,
     MediaBody,
     Operation,
@@ -19,9 +20,11 @@ from .ir import (
     SecurityScheme,
     Source,
 )
-from .resolve import Resolver, is_ref
+from .prepare import Prepared, prepare, ref_name
+from .resolve import RefError, Resolver
 from .schemas import is_openapi_30, normalise
 from .walk import (
+    HTTP_METHODS,
     PATH_TEMPLATE,
     OperationSite,
     ParameterSite,
@@ -37,18 +40,26 @@ _DEFAULT_STYLE = {"path": "simple", "query": "form", "header": "simple", "cookie
 
 
 def build(
-    document: dict[str, Any], resolver: Resolver, source: Source, model_names: Mapping[str, str]
+    document: dict[str, Any],
+    resolver: Resolver,
+    source: Source,
+    model_names: Mapping[str, str],
+    prepared: Prepared | None = None,
 ) -> Api:
     """The `Api` the templates render."""
-    builder = _Builder(document, resolver, model_names)
+    prepared = prepared if prepared is not None else prepare(document, resolver)
+    builder = _Builder(document, resolver, model_names, prepared)
     info = document.get("info")
     title = info.get("title") if isinstance(info, dict) else None
+    sites = list(iter_operations(document, resolver))
     return Api(
         source=source,
         title=str(title or ""),
         base_path=builder.base_path,
-        operations=tuple(builder.operation(site) for site in iter_operations(document, resolver)),
+        operations=tuple(builder.operation(site) for site in sites),
         security_schemes=builder.security_schemes(),
+        webhooks=builder.webhooks(),
+        callbacks=tuple(callback for site in sites for callback in builder.callbacks(site)),
     )
 
 
@@ -77,11 +88,16 @@ def flask_rule(path: str) -> str:
 
 class _Builder:
     def __init__(
-        self, document: dict[str, Any], resolver: Resolver, model_names: Mapping[str, str]
+        self,
+        document: dict[str, Any],
+        resolver: Resolver,
+        model_names: Mapping[str, str],
+        prepared: Prepared,
     ) -> None:
         self.document = document
         self.resolver = resolver
         self.model_names = model_names
+        self.prepared = prepared
         self.openapi_30 = is_openapi_30(str(document.get("openapi", "")))
         self.base_path = base_path(document)
 
@@ -101,8 +117,8 @@ class _Builder:
             security=security_alternatives(requirements),
             min_role=min_role if isinstance(min_role, str) else None,
             parameters=self.parameters(params),
-            request_body=self.request_body(site),
-            responses=self.responses(site),
+            request_body=self.request_body(site.operation, site.pointer),
+            responses=self.responses(site.operation, site.pointer),
             is_list=conventions.pagination(site, params, self.resolver).conforms,
         )
 
@@ -114,12 +130,7 @@ class _Builder:
         value = param.value
         style = str(value.get("style") or _DEFAULT_STYLE.get(param.location, "simple"))
         explode = value.get("explode")
-        if "schema" in value:
-            schema = self.schema(value["schema"])
-        else:
-            content = _mapping(value.get("content"))
-            media = [content[m] for m in sorted(content) if isinstance(content[m], dict)]
-            schema = self.schema(media[0].get("schema", {})) if media else {}
+        schema = self.parameter_schema(value)
         return Parameter(
             name=param.name,
             python_name=names.identifier(param.name),
@@ -130,46 +141,141 @@ class _Builder:
             schema=schema,
         )
 
-    def request_body(self, site: OperationSite) -> RequestBody | None:
-        if "requestBody" not in site.operation:
+    def request_body(self, operation: dict[str, Any], pointer: str) -> RequestBody | None:
+        if "requestBody" not in operation:
             return None
-        body, _ = self.resolver.deref(site.operation["requestBody"], "")
+        body, at = self.resolver.deref(operation["requestBody"], f"{pointer}/requestBody")
         if not isinstance(body, dict):
             return None
-        return RequestBody(required=body.get("required") is True, content=self.content(body))
+        return RequestBody(required=body.get("required") is True, content=self.content(body, at))
 
-    def responses(self, site: OperationSite) -> tuple[Response, ...]:
-        declared = site.operation.get("responses")
+    def responses(self, operation: dict[str, Any], pointer: str) -> tuple[Response, ...]:
+        declared = operation.get("responses")
         if not isinstance(declared, dict):
             return ()
         result = []
         for status in sorted(declared):
-            response, _ = self.resolver.deref(declared[status], "")
+            at = jsonpointer.child(jsonpointer.child(pointer, "responses"), status)
+            response, at = self.resolver.deref(declared[status], at)
             if not isinstance(response, dict):
                 continue
             headers = _mapping(response.get("headers"))
-            result.append(Response(str(status), self.content(response), tuple(sorted(headers))))
+            schemas: dict[str, JsonSchema] = {}
+            required = []
+            for name in sorted(headers):
+                header, _ = self.resolver.deref(headers[name], "")
+                header = _mapping(header)
+                schemas[name] = self.parameter_schema(header)
+                if header.get("required") is True:
+                    required.append(name)
+            result.append(
+                Response(
+                    status=str(status),
+                    content=self.content(response, at),
+                    headers=tuple(sorted(headers)),
+                    header_schemas=schemas,
+                    required_headers=tuple(required),
+                )
+            )
         return tuple(result)
 
-    def content(self, owner: dict[str, Any]) -> tuple[MediaBody, ...]:
+    def content(self, owner: dict[str, Any], pointer: str) -> tuple[MediaBody, ...]:
         content = owner.get("content")
         if not isinstance(content, dict):
             return ()
         bodies = []
         for media_type in sorted(content):
             media = content[media_type] if isinstance(content[media_type], dict) else {}
-            raw = media.get("schema", {})
-            bodies.append(MediaBody(media_type, self.schema(raw), self.model(media_type, raw)))
+            at = jsonpointer.child(jsonpointer.child(pointer, "content"), media_type)
+            raw = self.prepared.body_schema(at, media.get("schema", {}))
+            bodies.append(
+                MediaBody(
+                    media_type=media_type,
+                    schema=self.schema(raw),
+                    model=self.model(media_type, raw),
+                    examples=self.examples(media),
+                )
+            )
         return tuple(bodies)
 
+    def examples(self, media: dict[str, Any]) -> dict[str, Any]:
+        """Named example values of a media type (external ones are not fetched)."""
+        found: dict[str, Any] = {}
+        if "example" in media:
+            found["example"] = media["example"]
+        for name, example in sorted(_mapping(media.get("examples")).items()):
+            try:
+                value, _ = self.resolver.deref(example, "")
+            except RefError:
+                continue
+            if isinstance(value, dict) and "value" in value:
+                found[name] = value["value"]
+        return found
+
     def model(self, media_type: str, schema: Any) -> str | None:
-        if not (conventions.is_json(media_type) and is_ref(schema)):
+        name = ref_name(schema)
+        if not conventions.is_json(media_type) or name is None:
             return None
-        ref = str(schema["$ref"])
-        token = ref.removeprefix(COMPONENT_SCHEMA_PREFIX)
-        if token == ref or "/" in token:
-            return None
-        return self.model_names.get(jsonpointer.unescape(unquote(token)))
+        return self.model_names.get(name)
+
+    def parameter_schema(self, value: dict[str, Any]) -> JsonSchema:
+        """The schema of a parameter or header: `schema`, or that of its one `content` entry."""
+        if "schema" in value:
+            return self.schema(value["schema"])
+        content = _mapping(value.get("content"))
+        media = [content[m] for m in sorted(content) if isinstance(content[m], dict)]
+        return self.schema(media[0].get("schema", {})) if media else {}
+
+    def webhooks(self) -> tuple[Callback, ...]:
+        hooks = _mapping(self.document.get("webhooks"))
+        result = []
+        for name in sorted(hooks):
+            pointer = jsonpointer.child("/webhooks", name)
+            result += self._outbound("webhook", name, None, None, hooks[name], pointer)
+        return tuple(result)
+
+    def callbacks(self, site: OperationSite) -> list[Callback]:
+        declared = _mapping(site.operation.get("callbacks"))
+        result = []
+        for name in sorted(declared):
+            pointer = jsonpointer.child(jsonpointer.child(site.pointer, "callbacks"), name)
+            callback, pointer = self.resolver.deref(declared[name], pointer)
+            for expression in sorted(_mapping(callback)):
+                at = jsonpointer.child(pointer, expression)
+                item = _mapping(callback)[expression]
+                result += self._outbound("callback", name, site.operation_id, expression, item, at)
+        return result
+
+    def _outbound(
+        self,
+        kind: str,
+        name: str,
+        source: str | None,
+        expression: str | None,
+        path_item: Any,
+        pointer: str,
+    ) -> list[Callback]:
+        path_item, pointer = self.resolver.deref(path_item, pointer)
+        result = []
+        for method in HTTP_METHODS:
+            operation = _mapping(path_item).get(method)
+            if not isinstance(operation, dict):
+                continue
+            at = jsonpointer.child(pointer, method)
+            operation_id = operation.get("operationId")
+            result.append(
+                Callback(
+                    kind=kind,
+                    name=name,
+                    source=source,
+                    expression=expression,
+                    method=method.upper(),
+                    operation_id=operation_id if isinstance(operation_id, str) else None,
+                    request_body=self.request_body(operation, at),
+                    responses=self.responses(operation, at),
+                )
+            )
+        return result
 
     def schema(self, schema: Any, depth: int = 0) -> JsonSchema:
         """Normalised, with every `$ref` pointing into `schemas.json` (others are inlined)."""

@@ -37,7 +37,9 @@ def module_digest(module_file: str) -> str:
 def code_digest() -> str:
     """The sha256 of the generator's own code and templates."""
     digest = hashlib.sha256()
-    for path in sorted([*PACKAGE.glob("*.py"), *PACKAGE.glob("templates/*.jinja")]):
+    for path in sorted(
+        [*PACKAGE.glob("*.py"), *PACKAGE.glob("templates/*.jinja"), *PACKAGE.glob("oas/*.json")]
+    ):
         digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 

@@ -45,6 +45,7 @@ class MediaBody:
     media_type: str
     schema: JsonSchema
     model: str | None  # the models.py class of a JSON body that is a component schema
+    examples: Mapping[str, Any]  # name -> value; a lone `example` is named "example"
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class Response:
     status: str
     content: tuple[MediaBody, ...]
     headers: tuple[str, ...]
+    header_schemas: Mapping[str, JsonSchema]
+    required_headers: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,20 @@ class Operation:
 
 
 @dataclass(frozen=True)
+class Callback:
+    """A request the API sends rather than serves: a webhook, or an operation's callback."""
+
+    kind: str  # "webhook" or "callback"
+    name: str  # the webhook's name, or the callback's name in its operation
+    source: str | None  # the operationId that declares the callback
+    expression: str | None  # the callback's URL expression, e.g. {$request.body#/url}
+    method: str
+    operation_id: str | None
+    request_body: RequestBody | None
+    responses: tuple[Response, ...]
+
+
+@dataclass(frozen=True)
 class Source:
     """The spec a package was generated from, as the file headers name it."""
 
@@ -100,3 +117,5 @@ class Api:
     base_path: str
     operations: tuple[Operation, ...]  # sorted by path, then method
     security_schemes: tuple[SecurityScheme, ...]  # sorted by name
+    webhooks: tuple[Callback, ...] = ()  # sorted by name, then method
+    callbacks: tuple[Callback, ...] = ()  # in operation order, then name, expression, method

@@ -64,18 +64,27 @@ class Models:
 
 
 def generate_models(
-    component_schemas: dict[str, Any], openapi_version: str, cache: Cache
+    component_schemas: dict[str, Any],
+    openapi_version: str,
+    cache: Cache,
+    *,
+    aliases: dict[str, str] | None = None,
 ) -> Models:
-    """Models for the component schemas, from the cache when the schemas have not changed."""
+    """Models for the component schemas, from the cache when the schemas have not changed.
+
+    `aliases` maps property names to the Python field names to use instead (for names pydantic
+    reserves).
+    """
     if not component_schemas:
         return Models("from __future__ import annotations\n", {})
-    canonical = json.dumps([openapi_version, component_schemas], sort_keys=True)
+    aliases = aliases or {}
+    canonical = json.dumps([openapi_version, component_schemas, aliases], sort_keys=True)
     cache_key = key("models", installed_digest(), _CODE, canonical)
     cached = cache.get("models", cache_key)
     if cached is not None:
         entry = json.loads(cached)
         return Models(entry["source"], entry["class_names"], tuple(entry["warnings"]))
-    models = _run_generator(component_schemas, openapi_version)
+    models = _run_generator(component_schemas, openapi_version, aliases)
     entry = {
         "source": models.source,
         "class_names": models.class_names,
@@ -85,7 +94,9 @@ def generate_models(
     return models
 
 
-def _run_generator(component_schemas: dict[str, Any], openapi_version: str) -> Models:
+def _run_generator(
+    component_schemas: dict[str, Any], openapi_version: str, aliases: dict[str, str]
+) -> Models:
     from datamodel_code_generator import generate
     from datamodel_code_generator.enums import DataModelType, InputFileType, NamingStrategy
     from datamodel_code_generator.format import Formatter, PythonVersion
@@ -124,6 +135,7 @@ def _run_generator(component_schemas: dict[str, Any], openapi_version: str) -> M
             use_field_description=True,
             emit_model_metadata=metadata_path,
             type_mappings=list(_PLAIN_STRING_FORMATS),
+            **({"aliases": aliases} if aliases else {}),
         )
         metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
     if not isinstance(output, str):

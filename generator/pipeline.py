@@ -19,6 +19,7 @@ from .formatting import format_files
 from .ir import Api, Source
 from .models import Models, generate_models
 from .output import Generated
+from .prepare import Prepared, prepare
 from .render import header, render
 from .resolve import Resolver
 from .schemas import is_openapi_30, openapi_document, schemas_document
@@ -35,11 +36,13 @@ def produce(
     resolver = Resolver(document.data)
     problems = _check(document, resolver, cache)
     _stop_on_failures(problems, strict)
-    models = _models(document, cache)
+    prepared = _prepare(document, resolver)
+    models = _models(document, prepared, cache)
     problems += [_locate(document, _model_warning(document.data, m)) for m in models.warnings]
     _stop_on_failures(problems, strict)
-    api = build(document.data, resolver, Source(shown, document.sha256), models.class_names)
-    files = _render(api, models, document.data, cache)
+    source = Source(shown, document.sha256)
+    api = build(document.data, resolver, source, models.class_names, prepared)
+    files = _render(api, models, document.data, prepared, cache)
     return Generated(files, tuple(sorted(p for p in set(problems) if p.severity == "warning")))
 
 
@@ -65,12 +68,17 @@ def _stop_on_failures(problems: list[Located], strict: bool) -> None:
         raise GenerationFailed(sorted(set(problems)))
 
 
-def _models(document: loader.Document, cache: Cache) -> Models:
-    components = document.data.get("components")
-    schemas = components.get("schemas") if isinstance(components, dict) else None
+def _prepare(document: loader.Document, resolver: Resolver) -> Prepared:
+    try:
+        return prepare(document.data, resolver)
+    except ValueError as exc:
+        raise GenerationFailed([_locate(document, Diagnostic.error(_SCHEMAS, str(exc)))]) from exc
+
+
+def _models(document: loader.Document, prepared: Prepared, cache: Cache) -> Models:
     try:
         return generate_models(
-            schemas if isinstance(schemas, dict) else {}, _openapi_version(document.data), cache
+            prepared.schemas, _openapi_version(document.data), cache, aliases=prepared.aliases
         )
     except Exception as exc:  # datamodel-code-generator has limits of its own
         message = f"datamodel-code-generator failed: {type(exc).__name__}: {exc}"
@@ -91,17 +99,18 @@ def _openapi_version(data: dict[str, Any]) -> str:
     return str(data.get("openapi", ""))
 
 
-def _render(api: Api, models: Models, data: dict[str, Any], cache: Cache) -> dict[str, bytes]:
+def _render(
+    api: Api, models: Models, data: dict[str, Any], prepared: Prepared, cache: Cache
+) -> dict[str, bytes]:
     """The bytes of every generated file: templates, then ruff; the JSON files beside them."""
     texts = render(api, models.source, cache.folder("jinja"))
     files = {name: text.encode() for name, text in _formatted(texts).items()}
-    components = data.get("components")
-    schemas = components.get("schemas") if isinstance(components, dict) else None
     notice = {"notice": header(api), "sha256": api.source.sha256, "spec": api.source.path}
     files["schemas.json"] = schemas_document(
-        schemas if isinstance(schemas, dict) else {},
+        prepared.schemas,
         openapi_30=is_openapi_30(_openapi_version(data)),
         generated=notice,
+        unions=prepared.unions,
     ).encode()
     files["openapi.json"] = openapi_document(data, generated=notice).encode()
     return files

@@ -9,13 +9,14 @@ Both lose the OpenAPI-only annotations (`example`, `discriminator`, `xml`, `exte
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 _DROPPED = frozenset({"example", "discriminator", "xml", "externalDocs"})
 # Keywords whose value is one subschema, a list of subschemas, or a map of named subschemas.
-_SUBSCHEMA = frozenset(
+SUBSCHEMA = frozenset(
     {
         "additionalProperties",
         "contains",
@@ -30,8 +31,8 @@ _SUBSCHEMA = frozenset(
         "unevaluatedProperties",
     }
 )
-_SUBSCHEMA_LISTS = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
-_SUBSCHEMA_MAPS = frozenset(
+SUBSCHEMA_LISTS = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
+SUBSCHEMA_MAPS = frozenset(
     {"$defs", "definitions", "dependentSchemas", "patternProperties", "properties"}
 )
 # Annotations that stay beside an `anyOf` made from a nullable schema without a `type`.
@@ -55,11 +56,11 @@ def normalise(schema: Any, *, openapi_30: bool) -> Any:
     for key, value in schema.items():
         if key in _DROPPED:
             continue
-        if key in _SUBSCHEMA:
+        if key in SUBSCHEMA:
             result[key] = normalise(value, openapi_30=openapi_30)
-        elif key in _SUBSCHEMA_LISTS and isinstance(value, list):
+        elif key in SUBSCHEMA_LISTS and isinstance(value, list):
             result[key] = [normalise(item, openapi_30=openapi_30) for item in value]
-        elif key in _SUBSCHEMA_MAPS and isinstance(value, dict):
+        elif key in SUBSCHEMA_MAPS and isinstance(value, dict):
             result[key] = {
                 name: normalise(sub, openapi_30=openapi_30) for name, sub in value.items()
             }
@@ -98,20 +99,43 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def schemas_document(
-    component_schemas: dict[str, Any], *, openapi_30: bool, generated: dict[str, str]
+    component_schemas: dict[str, Any],
+    *,
+    openapi_30: bool,
+    generated: dict[str, str],
+    unions: Mapping[str, tuple[str, Mapping[str, str]]] | None = None,
 ) -> str:
-    """The text of `schemas.json`: every component schema under `components/schemas`."""
+    """The text of `schemas.json`: every component schema under `components/schemas`.
+
+    A discriminator union (`unions`: name -> (base, discriminator value -> subtype)) becomes a
+    `oneOf` whose branches also require their discriminator value, as the discriminator means.
+    """
+    normalised = {
+        name: normalise(schema, openapi_30=openapi_30) for name, schema in component_schemas.items()
+    }
+    for name, (base, subtypes) in (unions or {}).items():
+        discriminator = component_schemas[base].get("discriminator", {})
+        normalised[name] = discriminated_one_of(str(discriminator["propertyName"]), subtypes)
     document = {
         "$schema": JSON_SCHEMA_DIALECT,
-        "components": {
-            "schemas": {
-                name: normalise(schema, openapi_30=openapi_30)
-                for name, schema in component_schemas.items()
-            }
-        },
+        "components": {"schemas": normalised},
         "x-generated": generated,
     }
     return json.dumps(document, sort_keys=True, indent=1) + "\n"
+
+
+def discriminated_one_of(property_name: str, subtypes: Mapping[str, str]) -> dict[str, Any]:
+    """`oneOf` the subtypes, each branch pinned to its discriminator value."""
+    return {
+        "oneOf": [
+            {
+                "$ref": "#/components/schemas/" + name.replace("~", "~0").replace("/", "~1"),
+                "properties": {property_name: {"const": value}},
+                "required": [property_name],
+            }
+            for value, name in subtypes.items()
+        ]
+    }
 
 
 def openapi_document(document: dict[str, Any], *, generated: dict[str, str]) -> str:

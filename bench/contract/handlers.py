@@ -12,11 +12,11 @@ the new item without keeping it, so a long HTTP run neither grows memory nor slo
 from __future__ import annotations
 
 import bisect
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from server.runtime.dispatch import encode_json
 from server.runtime.errors import NotFound, Unauthenticated
 from server.runtime.pagination import CursorCodec, Key, list_scope
 
@@ -123,9 +123,8 @@ def create_item(
     }
 
 
-def dumps(body: Any) -> str:
-    """The JSON encoding every Flask variant uses (the one Gantry's ``render`` uses)."""
-    return json.dumps(body, ensure_ascii=False)
+# The JSON encoding every Flask variant uses: the very function Gantry's ``render`` uses.
+dumps = encode_json
 
 
 __all__ = [

@@ -9,7 +9,7 @@ from server.handlers import _serialize as ser
 from server.handlers._common import API_BASE, as_datetime, body_fields, now, record
 from server.runtime import roles
 from server.runtime.context import Reply, Request
-from server.runtime.errors import BadRequest, FieldError, Forbidden, NotFound
+from server.runtime.errors import Forbidden, NotFound
 from server.storage import repositories as repo
 from server.storage.models import ApiKey
 
@@ -61,11 +61,6 @@ def create_api_key(req: Request) -> Reply:
         if data.get("expires_at") is not None
         else None
     )
-    if expires_at is not None and expires_at <= current:
-        raise BadRequest(
-            "expires_at must be in the future.",
-            errors=[FieldError("body.expires_at", "must be in the future")],
-        )
     scopes = list(dict.fromkeys(str(s) for s in (data.get("scopes") or [])))
     row, secret = repo.create_api_key(
         req.db,

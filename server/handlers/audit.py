@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from server.handlers import _serialize as ser
@@ -10,17 +10,6 @@ from server.handlers._common import as_datetime
 from server.runtime.context import Request
 from server.storage import repositories as repo
 from server.storage.models import AuditEvent
-
-# ``repo.list_audit_events`` treats ``to`` as inclusive; the API's ``to`` is exclusive.
-# Timestamps are stored with microsecond precision, so "<= to - 1 µs" is "< to".
-_ONE_MICROSECOND = timedelta(microseconds=1)
-
-
-def _before(stamp: datetime) -> datetime:
-    try:
-        return stamp - _ONE_MICROSECOND
-    except OverflowError:  # the first instant there is; nothing lies before it anyway
-        return stamp
 
 
 def _key(row: AuditEvent) -> tuple[datetime, str]:
@@ -41,7 +30,7 @@ def _filters(req: Request) -> dict[str, Any]:
         ),
         "target_id": str(query["target_id"]) if query.get("target_id") is not None else None,
         "from_": as_datetime(start, "query.from") if start is not None else None,
-        "to": _before(as_datetime(end, "query.to")) if end is not None else None,
+        "to": as_datetime(end, "query.to") if end is not None else None,
     }
 
 

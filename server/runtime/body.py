@@ -44,6 +44,11 @@ class _Media:
     validator: CompiledSchema | None
     model: type[BaseModel] | None
     form_fields: dict[str, Any]  # property name -> (coercer, is_array) for form-like bodies
+    is_json: bool  # a JSON media type (not a wildcard)
+
+
+# Distinct Content-Type values remembered per operation (the header is the client's choice).
+_SELECT_CACHE_SIZE = 64
 
 
 class BodyParser:
@@ -61,11 +66,21 @@ class BodyParser:
                     validator=bundle.compile(schema) if schema is not None else None,
                     model=model if isinstance(model, type) else None,
                     form_fields=_form_fields(schema, bundle) if schema is not None else {},
+                    is_json=_is_json(media.media_type.lower()),
                 )
             )
         self.media_types = tuple(m.media_type for m in self._media)
+        self._selected: dict[str, _Media] = {}
 
     def _select(self, content_type: str) -> _Media:
+        media = self._selected.get(content_type)
+        if media is None:
+            media = self._select_uncached(content_type)
+            if len(self._selected) < _SELECT_CACHE_SIZE:  # bounded: clients pick the header
+                self._selected[content_type] = media
+        return media
+
+    def _select_uncached(self, content_type: str) -> _Media:
         actual = _essence(content_type)
         for media in self._media:
             if media.media_type == actual:
@@ -80,16 +95,17 @@ class BodyParser:
 
     def parse(self, request: WerkzeugRequest) -> Any:
         """The decoded body (a model, dict, list, str or bytes), or ``None`` when absent."""
-        has_body = bool(request.content_length) or request.headers.get("Transfer-Encoding")
-        content_type = request.headers.get("Content-Type", "")
+        environ = request.environ  # the raw WSGI keys: what ``request.headers.get`` would read
+        has_body = bool(request.content_length) or environ.get("HTTP_TRANSFER_ENCODING")
+        content_type = environ.get("CONTENT_TYPE", "")
         if not has_body and not content_type:
             if self.required:
                 raise BadRequest("A request body is required.", errors=[_body_required()])
             return None
         media = self._select(content_type)
-        mt = media.media_type
-        if _is_json(mt) or (mt.endswith("/*") and _is_json(_essence(content_type))):
+        if media.is_json or (media.media_type.endswith("/*") and _is_json(_essence(content_type))):
             return self._json(request, media)
+        mt = media.media_type
         if mt in ("application/x-www-form-urlencoded", "multipart/form-data"):
             return self._form(request, media)
         data = request.get_data(cache=True)

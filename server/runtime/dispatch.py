@@ -16,16 +16,19 @@ from datetime import UTC, date, datetime
 from types import ModuleType
 from typing import Any, Protocol
 
-from flask import Response, g
+from flask import Response
 from flask import request as flask_request
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.wrappers import Request as WerkzeugRequest
 
 from server.runtime import auth
 from server.runtime.auth import Principal
 from server.runtime.body import BodyParser
 from server.runtime.context import Reply, Request
+from server.runtime.middleware import request_id_for
+from server.runtime.errors import Unauthenticated
 from server.runtime.pagination import CursorCodec, page_request
 from server.runtime.params import ParameterParser, RawParameters
 from server.runtime.schemas import SchemaBundle
@@ -53,8 +56,18 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+# One encoder for every response: ``json.dumps(value, default=json_default, ensure_ascii=False)``
+# builds this same encoder on every call.
+_JSON_ENCODER = json.JSONEncoder(default=json_default, ensure_ascii=False)
+encode_json: Callable[[Any], str] = _JSON_ENCODER.encode
+JSON_CONTENT_TYPE = "application/json"
+
+
 def render(result: Any) -> Response:
     """Turn a handler's return value into a response."""
+    kind = type(result)
+    if kind is dict or kind is list:  # the common case: a plain JSON value, 200
+        return Response(encode_json(result), status=200, content_type=JSON_CONTENT_TYPE)
     if isinstance(result, Response):
         return result
     if result is None:
@@ -65,8 +78,7 @@ def render(result: Any) -> Response:
     elif isinstance(reply.body, (bytes, str)) and reply.media_type != "application/json":
         response = Response(reply.body, status=reply.status, mimetype=reply.media_type)
     else:
-        payload = json.dumps(reply.body, default=json_default, ensure_ascii=False)
-        response = Response(payload, status=reply.status, mimetype=reply.media_type)
+        response = Response(encode_json(reply.body), status=reply.status, mimetype=reply.media_type)
     for name, value in reply.headers.items():
         response.headers[name] = value
     for cookie in reply.cookies:
@@ -139,17 +151,20 @@ class GantryGuard:
         """The caller of a secured operation (401 if required and missing or invalid)."""
         if not operation.security:
             return None
+        environ = http.environ  # the raw WSGI keys: what ``http.headers.get`` would read
+        authorization = environ.get("HTTP_AUTHORIZATION")
         creds = auth.HttpCredentials(
             method=http.method,
-            authorization=http.headers.get("Authorization"),
-            session_cookie=http.cookies.get(auth.SESSION_COOKIE),
-            requested_with=http.headers.get("X-Requested-With"),
-            origin=http.headers.get("Origin"),
+            authorization=authorization,
+            # A bearer header wins over the cookie, so the cookie header is parsed only without one.
+            session_cookie=None if authorization else http.cookies.get(auth.SESSION_COOKIE),
+            requested_with=environ.get("HTTP_X_REQUESTED_WITH"),
+            origin=environ.get("HTTP_ORIGIN"),
         )
         if () in operation.security and not (creds.authorization or creds.session_cookie):
             return None  # optional security, nothing presented
         principal = auth.authenticate(self.state.credentials, session(), creds)
-        if principal is not None:
+        if principal is not None and principal.kind == "session":  # only sessions need CSRF
             auth.check_csrf(principal, creds, self.state.allowed_origins(http.host_url))
         return principal
 
@@ -191,7 +206,12 @@ class Dispatcher:
         self.resolve = handlers or resolve_handler
 
     def bind(self, operation: Any) -> View:
-        """The Flask view for ``operation``; raises ``MissingHandlerError`` if unresolvable."""
+        """The Flask view for ``operation``; raises ``MissingHandlerError`` if unresolvable.
+
+        Everything that depends only on the operation is decided here, once: the compiled
+        parameter and body parsers, which parts of the request they read at all, and the path
+        parameters to rename. The view does only per-request work.
+        """
         handler = self.resolve(operation)
         params = ParameterParser(operation.parameters, self.bundle)
         body = (
@@ -199,26 +219,37 @@ class Dispatcher:
             if operation.request_body is not None
             else None
         )
-        path_names = {p.python_name: p.name for p in operation.parameters if p.location == "path"}
+        renames = {
+            p.python_name: p.name
+            for p in operation.parameters
+            if p.location == "path" and p.python_name != p.name
+        }
+        reads_cookies = "cookie" in params.locations
         guard, cursors, state, factory = self.guard, self.cursors, self.state, self.session_factory
+        authenticate, authorize = guard.authenticate, guard.authorize
         op_id = operation.operation_id
         is_list = operation.is_list
+        current_request = flask_request._get_current_object  # one proxy lookup per request
 
         def view(**raw_path: str) -> Response:
-            http = flask_request
+            http: WerkzeugRequest = current_request()
+            environ = http.environ
             tx = _Transaction(factory)
             ok = False
             try:
-                principal = guard.authenticate(operation, http, tx)
+                principal = authenticate(operation, http, tx)
                 parsed = params.parse(
                     RawParameters(
-                        path={path_names.get(k, k): v for k, v in raw_path.items()},
-                        query=http.args,
+                        path={renames.get(k, k): v for k, v in raw_path.items()}
+                        if renames
+                        else raw_path,
+                        # No query string: nothing to parse (and no unknown parameter).
+                        query=http.args if environ.get("QUERY_STRING") else _NO_QUERY,
                         headers=http.headers,
-                        cookies=http.cookies,
+                        cookies=http.cookies if reads_cookies else _NO_COOKIES,
                     )
                 )
-                role = guard.authorize(operation, principal, parsed.path, tx)
+                role = authorize(operation, principal, parsed.path, tx)
                 req = Request(
                     operation_id=op_id,
                     path=parsed.path,
@@ -231,9 +262,9 @@ class Dispatcher:
                     page=page_request(op_id, parsed.path, parsed.query, cursors)
                     if is_list
                     else None,
-                    request_id=g.request_id,
-                    client_ip=http.remote_addr,
-                    user_agent=http.user_agent.string or None,
+                    request_id=request_id_for(environ),
+                    client_ip=environ.get("REMOTE_ADDR"),  # ``http.remote_addr``
+                    user_agent=environ.get("HTTP_USER_AGENT") or None,  # ``http.user_agent``
                     state=state,
                     _session=tx,
                 )
@@ -246,6 +277,10 @@ class Dispatcher:
         view.__name__ = operation.handler_name
         view.__doc__ = f"{operation.method} {operation.path} ({op_id})"
         return view
+
+
+_NO_QUERY: ImmutableMultiDict[str, str] = ImmutableMultiDict()
+_NO_COOKIES: dict[str, str] = {}
 
 
 def _no_database() -> Session:

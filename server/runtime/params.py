@@ -156,6 +156,13 @@ class _Param:
     validator: CompiledSchema
     default: Any
     has_default: bool
+    where: str  # "query.limit": the field of its errors
+    slot: int  # index of its location in ``_LOCATIONS``
+
+
+# ParsedParameters' dicts, in the order ``_Param.slot`` indexes them.
+_LOCATIONS = ("path", "query", "header", "cookie")
+_UNKNOWN = "is not a parameter of this operation"
 
 
 _MISSING: Any = object()
@@ -173,6 +180,7 @@ def _reader(parameter: Any, bundle: SchemaBundle) -> Callable[[RawParameters], A
     kinds = _types(schema, bundle)
     style: str = parameter.style
     explode: bool = parameter.explode
+    fetch = _fetcher(location, name)
 
     if "array" in kinds:
         item = scalar_coercer(bundle.resolve(schema.get("items", {})), bundle)
@@ -185,7 +193,7 @@ def _reader(parameter: Any, bundle: SchemaBundle) -> Callable[[RawParameters], A
                     return _MISSING
                 parts = values if explode and style == "form" else _split(values[-1], sep)
             else:
-                single = _single(raw, location, name)
+                single = fetch(raw)
                 if single is _MISSING:
                     return _MISSING
                 parts = _split(single, ",")
@@ -216,7 +224,7 @@ def _reader(parameter: Any, bundle: SchemaBundle) -> Callable[[RawParameters], A
             if location == "query" and explode:
                 found = {k: prop_coercers[k](raw.query[k]) for k in prop_coercers if k in raw.query}
                 return found if found else _MISSING
-            single = _single(raw, location, name)
+            single = fetch(raw)
             if single is _MISSING:
                 return _MISSING
             if explode:
@@ -233,25 +241,40 @@ def _reader(parameter: Any, bundle: SchemaBundle) -> Callable[[RawParameters], A
 
     coerce = scalar_coercer(schema, bundle)
 
+    if coerce is str:
+
+        def read_string(raw: RawParameters) -> Any:
+            return fetch(raw)  # a string as it came, or _MISSING
+
+        return read_string
+
     def read_scalar(raw: RawParameters) -> Any:
-        single = _single(raw, location, name)
+        single = fetch(raw)
         return single if single is _MISSING else coerce(single)
 
     return read_scalar
 
 
-def _single(raw: RawParameters, location: str, name: str) -> Any:
+def _fetcher(location: str, name: str) -> Callable[[RawParameters], Any]:
+    """Read one parameter's single raw value (``_MISSING`` when absent), compiled per location."""
     if location == "query":
-        values = raw.query.getlist(name)
-        if not values:
-            return _MISSING
-        if len(values) > 1:
-            raise CoercionError("must be given once")
-        return values[0]
-    source: Mapping[str, str] | Headers
-    source = {"path": raw.path, "header": raw.headers, "cookie": raw.cookies}[location]
-    value = source.get(name)
-    return _MISSING if value is None else value
+
+        def from_query(raw: RawParameters) -> Any:
+            values = raw.query.getlist(name)
+            if not values:
+                return _MISSING
+            if len(values) > 1:
+                raise CoercionError("must be given once")
+            return values[0]
+
+        return from_query
+    attribute = {"path": "path", "header": "headers", "cookie": "cookies"}[location]
+
+    def from_mapping(raw: RawParameters) -> Any:
+        value = getattr(raw, attribute).get(name)
+        return _MISSING if value is None else value
+
+    return from_mapping
 
 
 class ParameterParser:
@@ -274,6 +297,8 @@ class ParameterParser:
                     validator=bundle.compile(p.schema),
                     default=schema.get("default"),
                     has_default="default" in schema,
+                    where=f"{p.location}.{p.name}",
+                    slot=_LOCATIONS.index(p.location),
                 )
             )
             if p.location == "query":
@@ -282,46 +307,47 @@ class ParameterParser:
                     deep.append(f"{p.name}[")
                     known.update(schema.get("properties", {}))
         self._known_query = frozenset(known)
-        self._deep_prefixes = tuple(deep)
+        self._deep_prefixes = tuple(deep) or ("\0",)
+        self.locations = frozenset(p.location for p in self._params)
 
     def parse(self, raw: RawParameters) -> ParsedParameters:
         """Typed parameters, or ``BadRequest`` listing every problem at once."""
         parsed = ParsedParameters()
         errors: list[FieldError] = []
+        known = self._known_query
         for key in raw.query:
-            if key not in self._known_query and not key.startswith(self._deep_prefixes or ("\0",)):
-                errors.append(FieldError(f"query.{key}", "is not a parameter of this operation"))
+            if key not in known and not key.startswith(self._deep_prefixes):
+                errors.append(FieldError(f"query.{key}", _UNKNOWN))
+        if not self._params:
+            if errors:
+                raise _bad_request(errors)
+            return parsed
+        targets = (parsed.path, parsed.query, parsed.headers, parsed.cookies)
         for p in self._params:
-            where = f"{p.location}.{p.name}"
             try:
                 value = p.read(raw)
             except CoercionError as exc:
-                errors.append(FieldError(where, str(exc)))
+                errors.append(FieldError(p.where, str(exc)))
                 continue
             if value is _MISSING:
                 if p.required:
-                    errors.append(FieldError(where, "is required"))
+                    errors.append(FieldError(p.where, "is required"))
                 elif p.has_default:
-                    _target(parsed, p.location)[p.name] = p.default
+                    targets[p.slot][p.name] = p.default
                 continue
             if not p.validator.is_valid(value):
-                errors.extend(p.validator.errors(value, where))
+                errors.extend(p.validator.errors(value, p.where))
                 continue
-            _target(parsed, p.location)[p.name] = value
+            targets[p.slot][p.name] = value
         if errors:
-            unknown_only = all(e.message == "is not a parameter of this operation" for e in errors)
-            raise BadRequest(
-                "Invalid request parameters.",
-                code="unknown_parameter" if unknown_only else "validation_failed",
-                errors=errors,
-            )
+            raise _bad_request(errors)
         return parsed
 
 
-def _target(parsed: ParsedParameters, location: str) -> dict[str, Any]:
-    return {
-        "path": parsed.path,
-        "query": parsed.query,
-        "header": parsed.headers,
-        "cookie": parsed.cookies,
-    }[location]
+def _bad_request(errors: list[FieldError]) -> BadRequest:
+    unknown_only = all(e.message == _UNKNOWN for e in errors)
+    return BadRequest(
+        "Invalid request parameters.",
+        code="unknown_parameter" if unknown_only else "validation_failed",
+        errors=errors,
+    )

@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from server.runtime.errors import (
@@ -19,8 +19,10 @@ from server.runtime.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
+from server.runtime.middleware import current_request_id
 
 PROBLEM_JSON = "application/problem+json"
+_ENCODER = json.JSONEncoder(ensure_ascii=False)  # json.dumps(..., ensure_ascii=False), built once
 log = logging.getLogger("gantry.errors")
 
 # Werkzeug raises these before our dispatcher runs (unknown route, wrong method, body limit).
@@ -50,8 +52,8 @@ def problem_body(error: ApiError, request_id: str) -> dict[str, Any]:
 
 def problem_response(error: ApiError) -> Response:
     """Render ``error`` as a problem+json response with its headers."""
-    request_id = getattr(g, "request_id", "") or ""
-    payload = json.dumps(problem_body(error, request_id), ensure_ascii=False)
+    request_id = current_request_id()
+    payload = _ENCODER.encode(problem_body(error, request_id))
     response = Response(payload, status=error.status, mimetype=PROBLEM_JSON)
     for name, value in error.headers.items():
         response.headers[name] = value

@@ -87,7 +87,7 @@ def _audit_filters(
     if from_ is not None:
         filters.append(AuditEvent.created_at >= from_)
     if to is not None:
-        filters.append(AuditEvent.created_at <= to)
+        filters.append(AuditEvent.created_at < to)
     return filters
 
 
@@ -107,7 +107,7 @@ def list_audit_events(
     limit: int = 50,
 ) -> Sequence[AuditEvent]:
     """Events of one workspace (``None``: instance-level events), every given filter ANDed;
-    ``from_`` and ``to`` are inclusive bounds on ``created_at``; ``actions`` is "any of".
+    ``from_`` is inclusive and ``to`` exclusive on ``created_at``; ``actions`` is "any of".
     Keyset on ``(created_at, id)``; up to ``limit + 1`` rows."""
     stmt: Select[tuple[AuditEvent]] = select(AuditEvent).where(
         *_audit_filters(
