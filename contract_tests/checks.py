@@ -33,7 +33,9 @@ def problem_details(ctx: Any, response: Any, case: Any) -> None:
     if status < 400:
         return None
     ctype = (_header(response, "content-type") or "").split(";")[0].strip()
-    assert ctype == PROBLEM_JSON, f"{status} answered with Content-Type {ctype!r}, not {PROBLEM_JSON}"
+    assert ctype == PROBLEM_JSON, (
+        f"{status} answered with Content-Type {ctype!r}, not {PROBLEM_JSON}"
+    )
     try:
         body = json.loads(response.content)
     except ValueError:
@@ -41,7 +43,9 @@ def problem_details(ctx: Any, response: Any, case: Any) -> None:
     assert isinstance(body, dict), f"{status} problem body is not an object"
     assert body.get("status") == status, f"problem status {body.get('status')!r} != HTTP {status}"
     codes = _documented_codes(case)
-    assert not codes or body.get("code") in codes, f"problem code {body.get('code')!r} is not documented"
+    assert not codes or body.get("code") in codes, (
+        f"problem code {body.get('code')!r} is not documented"
+    )
     request_id = _header(response, "x-request-id")
     assert request_id and body.get("request_id") == request_id, (
         f"problem request_id {body.get('request_id')!r} != X-Request-Id {request_id!r}"

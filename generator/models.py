@@ -135,7 +135,7 @@ def _run_generator(
             use_field_description=True,
             emit_model_metadata=metadata_path,
             type_mappings=list(_PLAIN_STRING_FORMATS),
-            **({"aliases": aliases} if aliases else {}),
+            aliases=aliases or None,
         )
         metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
     if not isinstance(output, str):

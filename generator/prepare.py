@@ -146,11 +146,13 @@ class _Preparer:
                 base = self._owner_name(at, "requestBodies", "Body") or operation + "Body"
                 self._collect(found, REQUEST, body, at, base)
             responses = site.operation.get("responses")
-            for status in sorted(responses) if isinstance(responses, dict) else ():
+            if not isinstance(responses, dict):
+                continue
+            for status in sorted(responses):
                 pointer = jsonpointer.join([*jsonpointer.split(site.pointer), "responses", status])
                 response, at = self._deref(responses[status], pointer)
-                base = self._owner_name(at, "responses", "Response")
-                base = base or f"{operation}{names.pascal_case(str(status))}Response"
+                named = self._owner_name(at, "responses", "Response")
+                base = named or f"{operation}{names.pascal_case(str(status))}Response"
                 self._collect(found, RESPONSE, response, at, base)
         return list(found.values())
 

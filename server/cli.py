@@ -45,7 +45,9 @@ def serve(args: argparse.Namespace) -> None:
     # Built once in the master: workers inherit one cursor-signing key and one migrated schema.
     app = create_app(config)
     workers = max(1, int(getattr(args, "workers", 2) or 2))
-    logging.getLogger("gantry").info("serving on http://%s:%s/api/v1 (%d workers)", host, port, workers)
+    logging.getLogger("gantry").info(
+        "serving on http://%s:%s/api/v1 (%d workers)", host, port, workers
+    )
     _Gunicorn(
         app,
         {

@@ -84,7 +84,7 @@ def install_error_handlers(app: Flask) -> None:
     def _api_error(exc: ApiError) -> Response:
         if exc.status >= 500:
             log.error("%s %s -> %s: %s", request.method, request.path, exc.status, exc.detail)
-        else:
+        elif log.isEnabledFor(logging.INFO):  # 4xx are routine: no work unless logged
             log.info("%s %s -> %s %s", request.method, request.path, exc.status, exc.code)
         return problem_response(exc)
 

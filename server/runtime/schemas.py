@@ -72,12 +72,16 @@ class CompiledSchema:
         """Every failure, with ``field`` as ``location`` plus the JSON path inside the instance."""
         found: list[FieldError] = []
         for error in self._validator.iter_errors(instance):
-            path = "".join(_path_part(p) for p in error.instance_path)
-            found.append(
-                FieldError(field=f"{location}{path}", message=_safe_message(error.message))
-            )
-        found.sort(key=lambda e: (e.field, e.message))
+            field = location
+            for part in error.instance_path:
+                field += f"[{part}]" if isinstance(part, int) else f".{part}"
+            found.append(FieldError(field=field, message=_safe_message(error.message)))
+        found.sort(key=_field_and_message)
         return found
+
+
+def _field_and_message(error: FieldError) -> tuple[str, str]:
+    return error.field, error.message
 
 
 def _path_part(part: Any) -> str:
@@ -91,5 +95,7 @@ def _clip(message: str) -> str:
 
 def _safe_message(message: Any) -> str:
     # Messages echo the offending value; keep them printable and bounded.
-    text = str(message).encode("utf-8", "backslashreplace").decode("utf-8")
-    return _clip(text)
+    text = str(message)
+    if not text.isascii():  # only non-ASCII text can hold lone surrogates
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= 300 else _clip(text)

@@ -9,8 +9,8 @@ import tempfile
 import requests
 import yaml
 
+from contract_tests.live import LiveServer
 from server.config import ROOT
-from tests.e2e.conftest import LiveServer
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -25,31 +25,38 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def test_serves_the_spec_it_was_generated_from(live_server: LiveServer) -> None:
-    served = requests.get(f"{live_server.base_url}/api/v1/openapi.json", timeout=10)
+def test_serves_the_spec_it_was_generated_from(server: LiveServer) -> None:
+    served = requests.get(f"{server.base_url}/api/v1/openapi.json", timeout=10)
     assert served.status_code == 200
     with (ROOT / "spec" / "openapi.yaml").open(encoding="utf-8") as handle:
         assert served.json() == yaml.safe_load(handle)
 
 
-def test_bootstrap_token_drives_a_fresh_server(live_server: LiveServer) -> None:
-    headers = {"Authorization": f"Bearer {live_server.token}"}
-    me = requests.get(f"{live_server.base_url}/api/v1/auth/me", headers=headers, timeout=10)
+def test_bootstrap_token_drives_a_fresh_server(server: LiveServer) -> None:
+    headers = {"Authorization": f"Bearer {server.token}"}
+    me = requests.get(f"{server.base_url}/api/v1/auth/me", headers=headers, timeout=10)
     assert me.status_code == 200
     assert me.json()["user"]["is_superadmin"] is True
-    anonymous = requests.get(f"{live_server.base_url}/api/v1/auth/me", timeout=10)
+    anonymous = requests.get(f"{server.base_url}/api/v1/auth/me", timeout=10)
     assert anonymous.status_code == 401
     assert anonymous.headers["Content-Type"] == "application/problem+json"
     assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_docs_page_renders_the_operations_in_a_browser(live_server: LiveServer) -> None:
+def test_docs_page_renders_the_operations_in_a_browser(server: LiveServer) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "Chromium is required for this test: `make test` installs it (Debian: chromium)"
+    assert chromium, (
+        "Chromium is required for this test: `make test` installs it (Debian: chromium)"
+    )
     with tempfile.TemporaryDirectory() as profile:
         dom = subprocess.run(
-            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom",
-             f"{live_server.base_url}/api/v1/docs"],
+            [
+                chromium,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                "--dump-dom",
+                f"{server.base_url}/api/v1/docs",
+            ],
             capture_output=True,
             text=True,
             timeout=120,

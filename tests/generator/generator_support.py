@@ -12,8 +12,14 @@ from generator.command import run
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SPECS = HERE / "specs"
+CORPUS = HERE / "corpus"
 BROKEN = HERE / "broken"
 GOLDEN = HERE / "golden"
+
+
+def corpus_specs() -> list[Path]:
+    """The corpus: small specs of our own, one family of constructs each (YAML and JSON)."""
+    return sorted([*CORPUS.glob("*.yaml"), *CORPUS.glob("*.json")])
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Refresh the golden records: `python tests/generator/regen_golden.py` from the repository root.
 
-Rewrites `golden/<spec>/` for every spec in `specs/` and `broken/<case>.expected` for every
-broken spec. Review the diff before committing: the goldens are what the tests hold us to.
+Rewrites `golden/<spec>/` for every spec in `specs/` and `corpus/`, and `broken/<case>.expected`
+for every broken spec. Review the diff before committing: the goldens are what the tests hold us to.
 """
 
 from __future__ import annotations
@@ -21,6 +21,12 @@ def _relative(path: Path) -> str:
     return path.relative_to(REPO).as_posix()
 
 
+def golden_specs() -> list[Path]:
+    """Every spec with a golden tree: `specs/*.yaml` and the corpus (YAML and JSON)."""
+    corpus = [*(HERE / "corpus").glob("*.yaml"), *(HERE / "corpus").glob("*.json")]
+    return sorted((HERE / "specs").glob("*.yaml")) + sorted(corpus)
+
+
 def regenerate() -> None:
     """Regenerate every golden tree and every expected-diagnostics file."""
     sys.path.insert(0, str(REPO))
@@ -29,7 +35,7 @@ def regenerate() -> None:
         os.environ["GANTRY_CACHE_DIR"] = cache
         from generator.command import run
 
-        for spec in sorted((HERE / "specs").glob("*.yaml")):
+        for spec in golden_specs():
             golden = HERE / "golden" / spec.stem
             shutil.rmtree(golden, ignore_errors=True)
             status = run(_relative(spec), _relative(golden), stdout=io.StringIO())

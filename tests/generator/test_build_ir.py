@@ -9,6 +9,7 @@ import yaml
 
 from generator.build_ir import base_path, build, flask_rule
 from generator.ir import Api, Source
+from generator.prepare import prepare
 from generator.resolve import Resolver
 
 SPEC = """
@@ -135,13 +136,17 @@ def test_media_bodies_name_models_only_for_json_component_refs(api: Api) -> None
     ]
 
 
-def test_list_convention_and_inline_schemas_normalised(api: Api) -> None:
+def test_list_convention_and_inline_bodies_hoisted(api: Api) -> None:
     listing = api.operations[0]
     assert listing.is_list is True
     assert api.operations[2].is_list is False
-    schema = listing.responses[0].content[0].schema
-    assert isinstance(schema, dict)
-    assert schema["properties"]["next_cursor"] == {"type": ["string", "null"]}
+    (body,) = listing.responses[0].content
+    # a structured inline body gets a component of its own, named after where it is
+    assert body.schema == {"$ref": "#/components/schemas/ListThings200Response"}
+    document: dict[str, Any] = yaml.safe_load(SPEC)
+    prepared = prepare(document, Resolver(document))
+    hoisted = prepared.schemas["ListThings200Response"]
+    assert hoisted["properties"]["next_cursor"] == {"type": "string", "nullable": True}
 
 
 def test_security_schemes(api: Api) -> None:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -35,3 +35,7 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str | None = None
+
+
+class GetHealth200Response(BaseModel):
+    status: Literal["ok"]

@@ -46,6 +46,7 @@ class MediaBody:
     media_type: str
     schema: JsonSchema
     model: str | None  # the models.py class of a JSON body that is a component schema
+    examples: Mapping[str, Any]  # name -> value; a lone `example` is named "example"
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class Response:
     status: str  # "200", "4XX" or "default"
     content: tuple[MediaBody, ...]
     headers: tuple[str, ...]  # names, as in the spec
+    header_schemas: Mapping[str, JsonSchema]  # name -> schema
+    required_headers: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,23 @@ class Operation:
     request_body: RequestBody | None
     responses: tuple[Response, ...]
     is_list: bool  # follows the pagination convention (limit, cursor -> items, next_cursor)
+
+
+@dataclass(frozen=True)
+class Callback:
+    """A request the API sends rather than serves: a webhook, or an operation's callback.
+
+    Recorded for documentation and mocks; no route is registered for it.
+    """
+
+    kind: str  # "webhook" or "callback"
+    name: str  # the webhook's name, or the callback's name in its operation
+    source: str | None  # the operationId that declares the callback
+    expression: str | None  # the callback's URL expression, e.g. {$request.body#/url}
+    method: str
+    operation_id: str | None
+    request_body: RequestBody | None
+    responses: tuple[Response, ...]
 
 
 SECURITY_SCHEMES: Mapping[str, SecurityScheme] = {
@@ -122,15 +142,14 @@ OPERATIONS: tuple[Operation, ...] = (
                 content=(
                     MediaBody(
                         media_type="application/json",
-                        schema={
-                            "properties": {"status": {"const": "ok", "type": "string"}},
-                            "required": ["status"],
-                            "type": "object",
-                        },
-                        model=None,
+                        schema={"$ref": "#/components/schemas/GetHealth200Response"},
+                        model="GetHealth200Response",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
         ),
         is_list=False,
@@ -183,9 +202,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/PetPage"},
                         model="PetPage",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="401",
@@ -194,9 +216,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="403",
@@ -205,9 +230,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
         ),
         is_list=True,
@@ -240,6 +268,7 @@ OPERATIONS: tuple[Operation, ...] = (
                     media_type="application/json",
                     schema={"$ref": "#/components/schemas/NewPet"},
                     model="NewPet",
+                    examples={},
                 ),
             ),
         ),
@@ -251,9 +280,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/Pet"},
                         model="Pet",
+                        examples={},
                     ),
                 ),
                 headers=("Location",),
+                header_schemas={"Location": {"type": "string"}},
+                required_headers=(),
             ),
             Response(
                 status="401",
@@ -262,9 +294,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="403",
@@ -273,9 +308,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
         ),
         is_list=False,
@@ -307,6 +345,8 @@ OPERATIONS: tuple[Operation, ...] = (
                 status="204",
                 content=(),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="401",
@@ -315,9 +355,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="403",
@@ -326,9 +369,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
         ),
         is_list=False,
@@ -363,9 +409,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/Pet"},
                         model="Pet",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="4XX",
@@ -374,9 +423,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
         ),
         is_list=False,
@@ -429,9 +481,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="image/*",
                         schema={"contentMediaType": "application/octet-stream", "type": "string"},
                         model=None,
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="401",
@@ -440,9 +495,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="403",
@@ -451,9 +509,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
         ),
         is_list=False,
@@ -461,3 +522,9 @@ OPERATIONS: tuple[Operation, ...] = (
 )
 
 OPERATIONS_BY_ID: Mapping[str, Operation] = {op.operation_id: op for op in OPERATIONS}
+
+# 3.1 `webhooks`, sorted by name and method.
+WEBHOOKS: tuple[Callback, ...] = ()
+
+# Operations' `callbacks`, in operation order.
+CALLBACKS: tuple[Callback, ...] = ()

@@ -1,0 +1,349 @@
+"""Differential test: Gantry's compiled request validation against openapi-core's.
+
+For every operation of the bench contract (``bench/contract/openapi.yaml``, OpenAPI 3.0) and of
+the API (``spec/openapi.yaml``, 3.1), schemathesis generates requests: the coverage phase's
+deterministic boundary cases first (as Hypothesis explicit examples), then Hypothesis positive
+and negative fuzzing. Each request goes, as the same WSGI environ, through
+
+* Gantry's hot path: the real ``Dispatcher`` with a guard that lets everyone in and a handler
+  that echoes nothing, so parameter parsing and body validation are all that can refuse it;
+* openapi-core 0.23 ``validate_request`` over the same document with its security removed
+  (authentication is not request validation),
+
+and both must accept or reject it alike. A disagreement fails the test unless it is one of the
+narrow, documented known exceptions in ``KNOWN`` (see ``README.md`` beside this file): each is
+openapi-core's bug or a documented Gantry rule, never a Gantry bug.
+
+Budget: ``GANTRY_DIFF_EXAMPLES`` fuzzing examples per operation (default 40) on top of the
+coverage cases; ``GANTRY_DIFF_SEED`` (an integer) makes the fuzzing random but reproducible;
+unset, it is derandomized so CI sees the same requests every run.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+import schemathesis
+import yaml
+from hypothesis import HealthCheck, Phase, settings
+from openapi_core import OpenAPI
+from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request as WerkzeugRequest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # `bench` is a folder of the repository, not an installed package
+    sys.path.insert(0, str(ROOT))
+
+from flask import Flask  # noqa: E402
+
+from server.runtime.dispatch import Dispatcher  # noqa: E402
+from server.runtime.pagination import CursorCodec  # noqa: E402
+from server.runtime.problem import install_error_handlers  # noqa: E402
+from server.runtime.schemas import SchemaBundle  # noqa: E402
+
+EXAMPLES = int(os.environ.get("GANTRY_DIFF_EXAMPLES", "40"))
+SEED = os.environ.get("GANTRY_DIFF_SEED")
+
+# ── the two validators ──────────────────────────────────────────────────────────────────────
+
+
+class LetEveryoneIn:
+    """A guard that authenticates no one and refuses no one."""
+
+    def authenticate(self, operation: Any, http: Any, session: Any) -> None:
+        return None
+
+    def authorize(self, operation: Any, principal: Any, path: Any, session: Any) -> None:
+        return None
+
+
+def _echo(request: Any) -> None:
+    return None  # 204: validation let it through
+
+
+def gantry_app(package: Any) -> Flask:
+    """The runtime over a generated package, with validation as the only gate."""
+    from importlib import import_module
+
+    app = Flask(f"differential_{package.__name__}")
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+    install_error_handlers(app)
+    dispatcher = Dispatcher(
+        bundle=SchemaBundle.from_package(package),
+        models=import_module(f"{package.__name__}.models"),
+        guard=LetEveryoneIn(),
+        cursors=CursorCodec(b"differential"),
+        handlers=lambda operation: _echo,
+    )
+    import_module(f"{package.__name__}.routes").register_routes(app, dispatcher.bind)
+    return app
+
+
+def without_security(document: dict[str, Any]) -> dict[str, Any]:
+    """The document with every security requirement removed (auth is not validation)."""
+    document = copy.deepcopy(document)
+    document["security"] = []
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            if isinstance(operation, dict):
+                operation.pop("security", None)
+    return document
+
+
+@dataclass
+class Verdict:
+    accepted: bool
+    detail: str
+
+
+def gantry_verdict(app: Flask, environ: dict[str, Any], body: bytes) -> Verdict:
+    environ = dict(environ, **{"wsgi.input": io.BytesIO(body)})
+    status: list[str] = []
+    chunks = app(environ, lambda s, h, e=None: status.append(s))
+    payload = b"".join(chunks)
+    code = int(status[0].split(" ", 1)[0])
+    if code < 300:
+        return Verdict(True, str(code))
+    detail = payload.decode("utf-8", "replace")
+    try:
+        problem = json.loads(payload)
+    except ValueError:
+        problem = {}
+    # A cursor is checked after validation (it must be one the server signed): a 400
+    # invalid_cursor means validation itself let the request through.
+    if code == 400 and problem.get("code") == "invalid_cursor":
+        return Verdict(True, "invalid_cursor")
+    return Verdict(False, f"{code} {detail[:600]}")
+
+
+def core_verdict(openapi: OpenAPI, environ: dict[str, Any], body: bytes) -> Verdict:
+    request = WerkzeugRequest(dict(environ, **{"wsgi.input": io.BytesIO(body)}))
+    try:
+        openapi.validate_request(WerkzeugOpenAPIRequest(request))
+    except Exception as exc:  # every openapi-core refusal is an exception
+        return Verdict(False, _describe(exc))
+    return Verdict(True, "valid")
+
+
+def _describe(exc: BaseException) -> str:
+    parts = []
+    current: BaseException | None = exc
+    while current is not None and len(parts) < 4:
+        try:
+            parts.append(f"{type(current).__name__}: {current}")
+        except Exception:  # str() of some openapi-core errors raises on non-UTF-8 bodies
+            parts.append(type(current).__name__)
+        details = getattr(current, "schema_errors", None)
+        if details:
+            parts.extend(str(e.message) for e in details)
+        current = current.__cause__
+    return " <- ".join(parts)[:800]
+
+
+# ── known exceptions: each a documented openapi-core bug or Gantry rule (README.md) ─────────
+
+_INT = re.compile(r"[+-]?[0-9]{1,40}")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+@dataclass
+class Sent:
+    """The request as sent: its raw parameter values and body."""
+
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    headers: dict[str, str]
+    body: bytes
+    content_type: str
+
+
+def _python_lenient_scalar(raw: str) -> bool:
+    """A value Python's ``int()``/``float()``/openapi-core's ``forcebool`` read, that is not
+    the plain ASCII form of a number or boolean (openapi-core casts parameters with them)."""
+    if raw.lower() in ("y", "yes", "t", "true", "on", "1", "n", "no", "f", "false", "off", "0"):
+        return raw not in ("true", "false", "1", "0")
+    for cast in (int, float):
+        try:
+            cast(raw)
+        except (ValueError, OverflowError):
+            continue
+        return not (_INT.fullmatch(raw) or _NUMBER.fullmatch(raw))
+    return False
+
+
+def lenient_casting(sent: Sent, gantry: Verdict, core: Verdict) -> bool:
+    """OC-1: openapi-core casts parameters with Python's int()/float() and a yes/no/on/off
+    boolean table, so " 7", "1_000", "٧", "nan", "inf", "yes" pass as numbers and booleans."""
+    if gantry.accepted or not core.accepted:
+        return False
+    values = [v for _, v in sent.query] + list(sent.headers.values()) + sent.path.split("/")
+    return any(_python_lenient_scalar(_unquote(v)) for v in values)
+
+
+def trailing_newline(sent: Sent, gantry: Verdict, core: Verdict) -> bool:
+    """OC-2: openapi-core (Python ``re.search``) lets ``$`` match before a final newline, so a
+    value ending in "\\n" passes ``pattern: ^…$``; ECMA-262 (and Gantry) say it does not."""
+    if gantry.accepted or not core.accepted:
+        return False
+    values = [v for _, v in sent.query] + list(sent.headers.values()) + sent.path.split("/")
+    if any(_unquote(v).endswith("\n") for v in values):
+        return True
+    return b"\\n\"" in sent.body
+
+
+def repeated_parameter(sent: Sent, gantry: Verdict, core: Verdict) -> bool:
+    """G-1 (Gantry rule): a non-array query parameter given twice is refused ("must be given
+    once"); openapi-core silently takes one of the values."""
+    if gantry.accepted or not core.accepted:
+        return False
+    names = [k for k, _ in sent.query]
+    return len(names) != len(set(names)) and "must be given once" in gantry.detail
+
+
+def unknown_parameter(sent: Sent, gantry: Verdict, core: Verdict) -> bool:
+    """G-2 (Gantry rule, documented in the spec): a query parameter the operation does not
+    declare is refused with 400 unknown_parameter; openapi-core ignores it."""
+    return not gantry.accepted and core.accepted and "unknown_parameter" in gantry.detail
+
+
+KNOWN: tuple[Callable[[Sent, Verdict, Verdict], bool], ...] = (
+    lenient_casting,
+    trailing_newline,
+    repeated_parameter,
+    unknown_parameter,
+)
+
+
+def _unquote(value: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(value)
+
+
+# ── the specs under test ────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class Target:
+    name: str
+    document: dict[str, Any]
+    app: Flask
+    openapi: OpenAPI
+
+
+def _target(name: str, spec: Path, package_name: str) -> Target:
+    from importlib import import_module
+
+    document = without_security(yaml.safe_load(spec.read_text(encoding="utf-8")))
+    return Target(
+        name=name,
+        document=document,
+        app=gantry_app(import_module(package_name)),
+        openapi=OpenAPI.from_dict(document),
+    )
+
+
+TARGETS = {
+    "bench": _target("bench", ROOT / "bench/contract/openapi.yaml", "bench.contract.generated"),
+    "api": _target("api", ROOT / "spec/openapi.yaml", "generated"),
+}
+
+
+def _schema(target: Target) -> Any:
+    config = schemathesis.Config()  # not the repository's schemathesis.toml
+    schema = schemathesis.openapi.from_dict(target.document, config=config)
+    schema.app = target.app  # WSGI transport: cases serialise to werkzeug's arguments
+    schema.config.generation.update(
+        modes=[schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE],
+        max_examples=EXAMPLES,
+        with_security_parameters=False,
+        allow_extra_parameters=False,
+    )
+    schema.config.phases.update(phases=["coverage", "fuzzing"])
+    return schema
+
+
+SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize=SEED is None,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.explicit, Phase.generate, Phase.shrink],
+)
+
+STATS: dict[str, list[int]] = {}  # target -> [requests, agreements, known exceptions]
+
+
+def _check(target: Target, case: Any) -> None:
+    kwargs = case.as_transport_kwargs()
+    builder = EnvironBuilder(base_url="http://localhost", **kwargs)
+    try:
+        environ = builder.get_environ()
+        body = builder.input_stream.getvalue() if builder.input_stream is not None else b""
+    finally:
+        builder.close()
+    environ.pop("wsgi.input", None)
+    gantry = gantry_verdict(target.app, environ, body)
+    core = core_verdict(target.openapi, environ, body)
+    stats = STATS.setdefault(target.name, [0, 0, 0])
+    stats[0] += 1
+    if gantry.accepted == core.accepted:
+        stats[1] += 1
+        return
+    sent = Sent(
+        method=environ["REQUEST_METHOD"],
+        path=environ.get("PATH_INFO", ""),
+        query=parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True),
+        headers={k: v for k, v in environ.items() if k.startswith("HTTP_")},
+        body=body,
+        content_type=environ.get("CONTENT_TYPE", ""),
+    )
+    for known in KNOWN:
+        if known(sent, gantry, core):
+            stats[2] += 1
+            return
+    raise AssertionError(
+        f"Gantry and openapi-core disagree on {sent.method} {environ.get('PATH_INFO')}"
+        f"?{environ.get('QUERY_STRING', '')}\n"
+        f"  headers: {sent.headers}\n  content-type: {sent.content_type!r}\n"
+        f"  body: {body[:500]!r}\n"
+        f"  gantry: {'accepts' if gantry.accepted else 'rejects'} ({gantry.detail})\n"
+        f"  openapi-core: {'accepts' if core.accepted else 'rejects'} ({core.detail})"
+    )
+
+
+bench_schema = _schema(TARGETS["bench"])
+api_schema = _schema(TARGETS["api"])
+
+
+@bench_schema.parametrize()
+@SETTINGS
+def test_bench_contract(case: Any) -> None:
+    _check(TARGETS["bench"], case)
+
+
+@api_schema.parametrize()
+@SETTINGS
+def test_api_spec(case: Any) -> None:
+    _check(TARGETS["api"], case)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report() -> Any:
+    yield
+    for name, (total, agreed, known) in STATS.items():
+        print(f"\ndifferential {name}: {total} requests, {agreed} agreed, {known} known exceptions")
