@@ -1,9 +1,13 @@
-# Every maintenance act is one target. Targets that need Python depend on the
-# virtualenv stamp, so `make serve` and `make test` work from a fresh clone.
+# Every maintenance act is one target. Targets that need Python depend on a virtualenv
+# stamp, so `make serve` and `make test` work from a fresh clone: `serve` installs only the
+# runtime dependencies (fast), everything else the development set.
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
+RUNTIME_STAMP := $(VENV)/.runtime-stamp
+STAMP  := $(VENV)/.dev-stamp
+# The venv's own setuptools builds the editable install, so nothing is fetched for it.
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-build-isolation -c constraints.txt
 SPEC   := spec/openapi.yaml
 
 .DEFAULT_GOAL := help
@@ -12,14 +16,17 @@ SPEC   := spec/openapi.yaml
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
 
-$(STAMP): pyproject.toml constraints.txt
+$(RUNTIME_STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or set PYTHON=...)"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP_INSTALL) -e .
 	@touch $@
 
-setup: $(STAMP) ## create .venv and install the pinned dependencies
+$(STAMP): $(RUNTIME_STAMP)
+	$(PIP_INSTALL) -e '.[dev]'
+	@touch $@
+
+setup: $(STAMP) ## create .venv and install the pinned dependencies (development set)
 
 generate: $(STAMP) ## regenerate generated/ from the spec
 	$(BIN)/gantry generate --spec $(SPEC) --out generated
@@ -27,7 +34,7 @@ generate: $(STAMP) ## regenerate generated/ from the spec
 check-generated: $(STAMP) ## fail if generated/ is not what the spec produces
 	$(BIN)/gantry generate --spec $(SPEC) --out generated --check
 
-serve: $(STAMP) ## run the API on GANTRY_HOST:GANTRY_PORT (default 127.0.0.1:8080, SQLite under var/)
+serve: $(RUNTIME_STAMP) ## run the API on GANTRY_HOST:GANTRY_PORT (default 127.0.0.1:8080, SQLite under var/)
 	$(BIN)/gantry serve
 
 test: $(STAMP) check-generated ## unit tests, then the contract suite

@@ -19,7 +19,9 @@ from server.runtime.errors import BadRequest, FieldError
 from server.runtime.schemas import CompiledSchema, JsonSchema, SchemaBundle
 
 Coerce = Callable[[str], Any]
-_INTEGER = re.compile(r"[+-]?\d{1,40}")
+# ASCII digits only: ``\d`` (and Python's int()/float()) would also take "٧", "1_000", " 7".
+_INTEGER = re.compile(r"[+-]?[0-9]{1,40}")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _DELIMITERS = {"spaceDelimited": " ", "pipeDelimited": "|"}
 # OpenAPI: header parameters with these names are ignored (described by other keywords).
 _IGNORED_HEADERS = frozenset({"accept", "content-type", "authorization"})
@@ -95,11 +97,10 @@ def _to_integer(raw: str) -> int:
 def _to_number(raw: str) -> int | float:
     if _INTEGER.fullmatch(raw):
         return int(raw)
-    try:
-        value = float(raw)
-    except ValueError:
-        raise CoercionError("must be a number") from None
-    if not math.isfinite(value) or raw.strip() != raw:
+    if not _NUMBER.fullmatch(raw):  # no "nan", "inf", "1_0", " 1", "٧"
+        raise CoercionError("must be a number")
+    value = float(raw)
+    if not math.isfinite(value):  # "1e999"
         raise CoercionError("must be a finite number")
     return value
 

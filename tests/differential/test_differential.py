@@ -293,10 +293,9 @@ def _check(target: Target, case: Any) -> None:
     builder = EnvironBuilder(base_url="http://localhost", **kwargs)
     try:
         environ = builder.get_environ()
-        body = builder.input_stream.getvalue() if builder.input_stream is not None else b""
+        body = environ.pop("wsgi.input").read()  # the encoded body, form bodies included
     finally:
         builder.close()
-    environ.pop("wsgi.input", None)
     gantry = gantry_verdict(target.app, environ, body)
     core = core_verdict(target.openapi, environ, body)
     stats = STATS.setdefault(target.name, [0, 0, 0])
@@ -347,3 +346,105 @@ def _report() -> Any:
     yield
     for name, (total, agreed, known) in STATS.items():
         print(f"\ndifferential {name}: {total} requests, {agreed} agreed, {known} known exceptions")
+
+
+# ── hand-written edge cases: each known exception shown by a minimal request ─────────────────
+
+AUTHLESS_JSON = {"Content-Type": "application/json"}
+ITEMS = "/bench/v1/items"
+WS = "/api/v1/workspaces"
+
+
+@dataclass(frozen=True)
+class Edge:
+    target: str
+    method: str
+    path: str
+    query: str = ""
+    body: bytes = b""
+    content_type: str | None = None
+    expect: str = "agree"  # or the name of the known exception it demonstrates
+
+
+EDGES = [
+    # OC-1: Python's int()/float()/boolean table in openapi-core's parameter casting.
+    Edge("bench", "GET", ITEMS, "limit=%207", expect="lenient_casting"),
+    Edge("bench", "GET", ITEMS, "limit=1_0", expect="lenient_casting"),
+    Edge("bench", "GET", ITEMS, "limit=%D9%A7", expect="lenient_casting"),  # "٧"
+    Edge("api", "GET", WS, "include_total=yes", expect="lenient_casting"),
+    Edge("api", "GET", WS, "include_total=True", expect="lenient_casting"),
+    Edge("api", "GET", WS, "include_total=1", expect="lenient_casting"),
+    # OC-2: "$" before a final newline.
+    Edge("bench", "GET", ITEMS, "cursor=abc%0A", expect="trailing_newline"),
+    # G-1 and G-2: Gantry's documented parameter rules.
+    Edge("bench", "GET", ITEMS, "limit=5&limit=6", expect="repeated_parameter"),
+    Edge("bench", "GET", ITEMS, "extra=1", expect="unknown_parameter"),
+    # Agreements worth pinning down.
+    Edge("bench", "GET", ITEMS, "limit=%2B7"),
+    Edge("bench", "GET", ITEMS, "limit=007"),
+    Edge("bench", "GET", ITEMS, "limit=7.0"),
+    Edge("bench", "GET", ITEMS, "limit="),
+    Edge("bench", "GET", ITEMS, "limit=101"),
+    Edge("bench", "GET", ITEMS, "cursor="),
+    Edge("bench", "GET", f"{ITEMS}/itm_0000000a"),
+    Edge("bench", "GET", f"{ITEMS}/itm_0000000A"),
+    Edge("bench", "GET", f"{ITEMS}/itm_0000000%0A"),
+    Edge("api", "GET", WS, "include_total=true&order=asc&limit=200"),
+    Edge("api", "GET", WS, "order=ASC"),
+    Edge("api", "GET", WS, "limit=0"),
+    Edge("bench", "POST", ITEMS, body=b'{"name": "x", "price": 1}', content_type="application/json"),
+    Edge("bench", "POST", ITEMS, body=b'{"name": "x", "price": 1}', content_type="application/json; charset=utf-8"),
+    Edge("bench", "POST", ITEMS, body=b'{"name": "x", "price": 1}', content_type="text/plain"),
+    Edge("bench", "POST", ITEMS, body=b'{"name": "x", "price": 1}'),
+    Edge("bench", "POST", ITEMS, body=b"", content_type="application/json"),
+    Edge("bench", "POST", ITEMS, body=b'{"name": "x", "price": 1', content_type="application/json"),
+    Edge("bench", "POST", ITEMS, body=b'{"name": "x", "price": true}', content_type="application/json"),
+    Edge("bench", "POST", ITEMS, body=b'{"name": "x", "price": NaN}', content_type="application/json"),
+    Edge("bench", "POST", ITEMS, body=b'{"name": "x", "price": 1e400}', content_type="application/json"),
+    Edge("bench", "POST", ITEMS, body=b'{"name": "x", "name": "", "price": 1}', content_type="application/json"),
+    Edge("bench", "POST", ITEMS, body=b'{"name": "x", "price": 1, "quantity": 2}', content_type="application/json"),
+    Edge("bench", "POST", ITEMS, body=b'{"name": "x", "price": 1, "quantity": 1.0}', content_type="application/json"),
+    Edge("bench", "POST", ITEMS, body=b'{"name": "x", "price": 1, "description": null}', content_type="application/json"),
+    Edge("bench", "POST", ITEMS, body=b'{"name": "x", "price": 1, "tags": null}', content_type="application/json"),
+    Edge("bench", "POST", ITEMS, body=b'{"name": "\\ud800", "price": 1}', content_type="application/json"),
+    Edge("bench", "POST", ITEMS, body=b'{"name": "x", "price": 1, "other": 1}', content_type="application/json"),
+    Edge("bench", "POST", ITEMS, body=b'\xff\xfe', content_type="application/json"),
+    Edge("bench", "POST", ITEMS, body=b"[]", content_type="application/json"),
+    Edge("bench", "DELETE", ITEMS),
+]
+
+
+@pytest.mark.parametrize("edge", EDGES, ids=lambda e: f"{e.method} {e.path}?{e.query} {e.body[:40]!r}")
+def test_edge_cases(edge: Edge) -> None:
+    target = TARGETS[edge.target]
+    headers = {"Content-Type": edge.content_type} if edge.content_type else {}
+    builder = EnvironBuilder(
+        base_url="http://localhost",
+        method=edge.method,
+        path=edge.path,
+        query_string=edge.query,
+        headers=headers,
+        data=edge.body or None,
+    )
+    try:
+        environ = builder.get_environ()
+        body = environ.pop("wsgi.input").read()
+    finally:
+        builder.close()
+    gantry = gantry_verdict(target.app, environ, body)
+    core = core_verdict(target.openapi, environ, body)
+    verdicts = f"gantry: {gantry}\nopenapi-core: {core}"
+    if edge.expect == "agree":
+        assert gantry.accepted == core.accepted, verdicts
+        return
+    assert gantry.accepted != core.accepted, f"no longer a disagreement:\n{verdicts}"
+    sent = Sent(
+        method=edge.method,
+        path=environ.get("PATH_INFO", ""),
+        query=parse_qsl(edge.query, keep_blank_values=True),
+        headers={k: v for k, v in environ.items() if k.startswith("HTTP_")},
+        body=body,
+        content_type=edge.content_type or "",
+    )
+    matched = [known.__name__ for known in KNOWN if known(sent, gantry, core)]
+    assert matched == [edge.expect], f"{matched}\n{verdicts}"
