@@ -19,6 +19,7 @@ help: ## list the targets
 $(RUNTIME_STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or set PYTHON=...)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP_INSTALL) wheel
 	$(PIP_INSTALL) -e .
 	@touch $@
 

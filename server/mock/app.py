@@ -23,6 +23,7 @@ from server.mock.package import generate_package, import_package
 from server.mock.responder import Responder
 from server.mock.synth import Synthesizer
 from server.runtime.dispatch import Dispatcher
+from server.runtime.errors import BadRequest, FieldError
 from server.runtime.middleware import install_request_hooks
 from server.runtime.pagination import CursorCodec
 from server.runtime.problem import install_error_handlers
@@ -34,11 +35,12 @@ def create_mock_app(spec_path: str | Path, *, cache_dir: Path | None = None) -> 
     package = import_package(generate_package(Path(spec_path), cache_dir))
     operations, models, routes = package.operations, package.models, package.routes
 
-    app = Flask("gantry-mock")
+    app = Flask("gantry-mock", static_folder=None)
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False  # an undeclared OPTIONS is a 405
     app.extensions["gantry_mock"] = package
     install_request_hooks(app)
     install_error_handlers(app)
+    app.before_request(_reject_unnamed_form_fields)
 
     bundle = SchemaBundle.from_package(package)
     synth = Synthesizer(bundle)
@@ -71,6 +73,21 @@ def create_mock_app(spec_path: str | Path, *, cache_dir: Path | None = None) -> 
 
     routes.register_routes(app, bind)
     return app
+
+
+def _reject_unnamed_form_fields() -> None:
+    """400 for a form part whose name werkzeug could not read (it gives the key None).
+
+    The runtime's body parser would pass that None on to the validator and fail with a 500.
+    """
+    if flask_request.mimetype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        return
+    names = [*flask_request.form.keys(), *flask_request.files.keys()]
+    if any(not isinstance(name, str) for name in names):
+        raise BadRequest(
+            "A form field has no readable name.",
+            errors=[FieldError("body", "malformed Content-Disposition name")],
+        )
 
 
 def _query_credentials(operation: Any, schemes: Any) -> frozenset[str]:
