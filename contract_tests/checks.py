@@ -1,34 +1,74 @@
 """Gantry's conventions as schemathesis checks, registered once and run on every case.
 
-Each check reads the convention from the response and the spec, never from a hand-kept list
-of operations, so a new operation is covered without editing the suite.
+Importing this module registers them globally, so they run on every response schemathesis
+validates: the engine's phases (examples, coverage, fuzzing, stateful) and every request the
+auth matrix, the CSRF probes, the lifecycle chains and the pagination walks send. Each check
+reads the convention from the response and the spec, never from a list of operations.
+
+* ``problem_details``: every 4xx/5xx is ``application/problem+json`` whose ``status`` is the HTTP
+  status, whose ``code`` is one the spec documents for that status on that operation, and whose
+  ``request_id`` is the ``X-Request-Id`` header; 401 carries ``WWW-Authenticate``, 405 ``Allow``
+  and 429 ``Retry-After``.
+* ``pagination``: a first page of a list (the pagination convention) walked with a small
+  ``limit`` returns every item exactly once, in the declared order, never more than ``limit``
+  per page, ending with ``next_cursor: null``; a tampered cursor and a cursor of another list
+  answer 400 ``invalid_cursor``.
+* ``positive_data_on_lists``: see ``schemathesis.toml``.
+* ``EveryOperationSucceedsOnce``: over a whole engine run, every operation of the spec answered
+  2xx at least once.
 """
 
 from __future__ import annotations
 
+import contextvars
+import itertools
 import json
+import math
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import schemathesis
 
+from contract_tests import spec
+
 PROBLEM_JSON = "application/problem+json"
+MAX_WALKS_PER_LIST = 4  # per process and list operation, for walks started by generated cases
+PAGE_BUDGET = 12  # a walk uses a limit that needs about this many pages
+_walking: contextvars.ContextVar[bool] = contextvars.ContextVar("walking", default=False)
+_lock = threading.Lock()
+_walked: dict[str, set[tuple[Any, ...]]] = {}
+_documents: dict[int, spec.Document] = {}
 
 
 def _header(response: Any, name: str) -> str | None:
     values = response.headers.get(name.lower()) or []
+    if isinstance(values, str):
+        return values
     return values[0] if values else None
 
 
-def _documented_codes(case: Any) -> set[str]:
+def document_of(case: Any) -> spec.Document:
     raw = case.operation.schema.raw_schema
-    problem = raw.get("components", {}).get("schemas", {}).get("Problem", {})
-    code = problem.get("properties", {}).get("code", {})
-    return set(code.get("enum", []))
+    key = id(raw)
+    if key not in _documents:
+        _documents[key] = spec.Document(raw)
+    return _documents[key]
+
+
+def _sent_method(response: Any) -> str:
+    return str(response.request.method).upper()
+
+
+# ── errors ────────────────────────────────────────────────────────────────────────────────────
 
 
 @schemathesis.check
 def problem_details(ctx: Any, response: Any, case: Any) -> None:
-    """Every 4xx/5xx is problem+json whose status, code and request_id agree with the response."""
+    """Every 4xx/5xx is a problem document that agrees with the response and the spec."""
     status = response.status_code
     if status < 400:
         return None
@@ -42,9 +82,11 @@ def problem_details(ctx: Any, response: Any, case: Any) -> None:
         raise AssertionError(f"{status} problem body is not JSON") from None
     assert isinstance(body, dict), f"{status} problem body is not an object"
     assert body.get("status") == status, f"problem status {body.get('status')!r} != HTTP {status}"
-    codes = _documented_codes(case)
-    assert not codes or body.get("code") in codes, (
-        f"problem code {body.get('code')!r} is not documented"
+    method = _sent_method(response)
+    documented = document_of(case).codes_for(f"{method} {case.operation.path}", status)
+    assert body.get("code") in documented, (
+        f"problem code {body.get('code')!r} is not documented for {status} on "
+        f"{method} {case.operation.path} (documented: {', '.join(sorted(documented))})"
     )
     request_id = _header(response, "x-request-id")
     assert request_id and body.get("request_id") == request_id, (
@@ -69,12 +111,233 @@ def positive_data_on_lists(ctx: Any, response: Any, case: Any) -> None:
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive or response.status_code != 400:
         return None
-    if not str(case.operation.definition.raw.get("operationId", "")).startswith("list"):
-        return None
-    if response.request.method != case.operation.method.upper():
+    op = spec.by_label(case.operation.label)
+    if op is None or not spec.is_list(op) or _sent_method(response) != op.method:
         return None
     body = json.loads(response.content)
     assert body.get("code") == "invalid_cursor" and case.query and case.query.get("cursor"), (
         f"schema-valid request to a list refused with 400 {body.get('code')!r}: {body.get('errors')}"
     )
     return None
+
+
+# ── pagination ────────────────────────────────────────────────────────────────────────────────
+
+
+@schemathesis.check
+def pagination(ctx: Any, response: Any, case: Any) -> None:
+    """Walk a list from a first page a case received (a few distinct lists per operation)."""
+    if _walking.get() or response.status_code != 200 or _sent_method(response) != "GET":
+        return None
+    op = spec.by_label(case.operation.label)
+    if op is None or not spec.is_list(op) or (case.query or {}).get("cursor"):
+        return None
+    if case.meta is not None and not case.meta.generation.mode.is_positive:
+        return None
+    auth = _auth_of(response)
+    key = (
+        tuple(sorted((case.path_parameters or {}).items())),
+        tuple(sorted((k, str(v)) for k, v in (case.query or {}).items() if k != "limit")),
+        tuple(sorted(auth.items())),
+    )
+    with _lock:
+        seen = _walked.setdefault(case.operation.label, set())
+        if key in seen or len(seen) >= MAX_WALKS_PER_LIST:
+            return None
+        seen.add(key)
+    walk_list(case, auth)
+    return None
+
+
+def _auth_of(response: Any) -> dict[str, str]:
+    sent = response.request.headers
+    keep = ("authorization", "cookie", "x-requested-with", "origin")
+    return {k: v for k, v in sent.items() if k.lower() in keep}
+
+
+def item_key(item: Any) -> Any:
+    """An item's identity: its ``id``, else its ``*_id`` fields (a member is workspace + user)."""
+    if isinstance(item, dict):
+        if "id" in item:
+            return item["id"]
+        ids = tuple(sorted((k, v) for k, v in item.items() if k.endswith("_id")))
+        if ids:
+            return ids
+    return json.dumps(item, sort_keys=True)
+
+
+def _stamp(item: Any) -> datetime | None:
+    value = item.get("created_at") if isinstance(item, dict) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+@contextmanager
+def walking() -> Iterator[None]:
+    token = _walking.set(True)
+    try:
+        yield
+    finally:
+        _walking.reset(token)
+
+
+def walk_list(
+    case: Any,
+    auth: dict[str, str],
+    *,
+    limit: int | None = None,
+    send: Callable[[Any], Any] | None = None,
+) -> dict[str, Any]:
+    """Walk the list of ``case`` and assert the pagination convention; return what it saw.
+
+    Pages fetched here go through every other check too (``validate``), so a broken follow-up
+    page is reported as what it is (a 500, a wrong schema) rather than as a pagination bug.
+    """
+    from contract_tests.runner import call_case, validate_case
+
+    send = send or (lambda c: call_case(c, headers=auth))
+    op = spec.by_label(case.operation.label)
+    assert op is not None
+    label = case.operation.label
+    maximum = int((spec.query_param(op, "limit").schema or {}).get("maximum", 200))
+    base_query = {k: v for k, v in (case.query or {}).items() if k not in ("limit", "cursor")}
+    order_param = spec.query_param(op, "order")
+    default_order = str((order_param.schema or {}).get("default", "desc")) if order_param else None
+    order = str(base_query.get("order", default_order)) if default_order else None
+
+    def fetch(
+        page_limit: int, cursor: str | None = None, query: dict[str, Any] | None = None
+    ) -> Any:
+        params = {**(base_query if query is None else query), "limit": page_limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        derived = case.derive(query=params)
+        with walking():
+            response = send(derived)
+            validate_case(derived, response)
+        return response
+
+    def collect(page_limit: int) -> tuple[list[list[Any]], list[str]]:
+        pages: list[list[Any]] = []
+        cursors: list[str] = []
+        cursor: str | None = None
+        while True:
+            response = fetch(page_limit, cursor)
+            assert response.status_code == 200, (
+                f"{label}: page {len(pages) + 1} (limit={page_limit}, cursor={cursor!r}) "
+                f"answered {response.status_code}"
+            )
+            body = response.json()
+            items, cursor = body["items"], body["next_cursor"]
+            assert len(items) <= page_limit, (
+                f"{label}: page {len(pages) + 1} has {len(items)} items but limit={page_limit}"
+            )
+            pages.append(items)
+            if cursor is None:
+                return pages, cursors
+            assert cursor not in cursors, f"{label}: next_cursor {cursor!r} repeats; the walk loops"
+            cursors.append(cursor)
+            assert len(pages) <= 10_000 // max(page_limit, 1), f"{label}: the walk does not end"
+
+    reference_pages, _ = collect(maximum)
+    reference = [item for page in reference_pages for item in page]
+    small = limit or max(1, min(5, math.ceil(len(reference) / PAGE_BUDGET))) if reference else 2
+    small = min(small, maximum)
+    pages, cursors = collect(small)
+    walked = [item for page in pages for item in page]
+    keys = [item_key(i) for i in walked]
+    duplicates = sorted({str(k) for k in keys if keys.count(k) > 1})
+    assert not duplicates, (
+        f"{label}: walking with limit={small} returned items on two pages: {', '.join(duplicates)}"
+    )
+    for number, page in enumerate(pages[:-1], 1):
+        assert len(page) == small, (
+            f"{label}: page {number} of the walk has {len(page)} items (limit={small}) but a "
+            f"next_cursor"
+        )
+    found_stamps = [_stamp(i) for i in walked]
+    stamps = [s for s in found_stamps if s is not None]
+    if order in ("asc", "desc") and len(stamps) == len(found_stamps):
+        pairs = list(itertools.pairwise(stamps))
+        bad = [n for n, (a, b) in enumerate(pairs) if (a > b if order == "asc" else a < b)]
+        assert not bad, f"{label}: items are not in {order} order of created_at (at {bad[0] + 1})"
+    again_pages, _ = collect(maximum)
+    again = [item for page in again_pages for item in page]
+    if [item_key(i) for i in again] == [item_key(i) for i in reference]:  # nothing changed
+        assert keys == [item_key(i) for i in reference], (
+            f"{label}: walking with limit={small} returned {len(walked)} items, the list has "
+            f"{len(reference)}: missing {sorted({str(k) for k in map(item_key, reference)} - {str(k) for k in keys})[:5]}"
+        )
+        if str(base_query.get("include_total", "")).lower() == "true":
+            total = fetch(small).json().get("total")
+            assert total == len(reference), f"{label}: total={total}, the list has {len(reference)}"
+    if cursors:
+        _expect_code(fetch(small, _tamper(cursors[0])), label, "a tampered cursor")
+        if order in ("asc", "desc"):
+            other = {**base_query, "order": "asc" if order == "desc" else "desc"}
+            response = fetch(small, cursors[0], other)
+            _expect_code(response, label, "a cursor of another list (the other order)")
+    return {"items": len(walked), "pages": len(pages), "limit": small}
+
+
+def _tamper(cursor: str) -> str:
+    middle = len(cursor) // 2
+    swap = "A" if cursor[middle] != "A" else "B"
+    return cursor[:middle] + swap + cursor[middle + 1 :]
+
+
+def _expect_code(response: Any, label: str, what: str) -> None:
+    assert response.status_code == 400, f"{label}: {what} answered {response.status_code}, not 400"
+    code = response.json().get("code")
+    assert code == "invalid_cursor", f"{label}: {what} answered 400 {code!r}, not invalid_cursor"
+
+
+# ── every operation succeeds once ─────────────────────────────────────────────────────────────
+
+# Operations that answered 2xx, by server origin, over everything this process sent: the engine's
+# phases and the suite's own requests alike, so the verdict covers the whole run.
+_succeeded: dict[str, set[str]] = {}
+
+
+def _origin(response: Any) -> str:
+    parts = urlsplit(str(response.request.url))
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def succeeded(origin: str) -> set[str]:
+    """Labels of the operations that answered 2xx on the server at ``origin`` so far."""
+    with _lock:
+        return set(_succeeded.get(origin, set()))
+
+
+@schemathesis.check
+class EveryOperationSucceedsOnce:
+    """Fail the run if an operation of the spec never answered 2xx: auth or fixtures broken, a
+    handler that always fails, a link nobody can follow. Configurable in ``schemathesis.toml``
+    (``[checks.EveryOperationSucceedsOnce] ignore = ["METHOD /path"]``); nothing is ignored."""
+
+    def __init__(self, ignore: list[str] | None = None) -> None:
+        self.ignore = set(ignore or [])
+        self.labels: set[str] = set()
+        self.origins: set[str] = set()
+
+    def after_response(self, ctx: Any, response: Any, case: Any) -> None:
+        origin = _origin(response)
+        with _lock:
+            if not self.labels:
+                self.labels = set(document_of(case).labels())
+            self.origins.add(origin)
+            if _sent_method(response) == case.operation.method.upper() and (
+                200 <= response.status_code < 300
+            ):
+                _succeeded.setdefault(origin, set()).add(case.operation.label)
+        return None
+
+    def after_run(self, ctx: Any) -> None:
+        for origin in sorted(self.origins):
+            never = self.labels - succeeded(origin) - self.ignore
+            assert not never, f"never answered 2xx on {origin}: " + ", ".join(sorted(never))

@@ -1,4 +1,5 @@
-"""The `gantry` command: `generate` drives the generator, `serve` the server.
+"""The `gantry` command: `generate` and `scaffold` drive the generator, `serve` and `mock` the
+server.
 
 Each side is imported only when its subcommand runs, so `gantry generate` works without the
 server's dependencies being importable, and the reverse.
@@ -11,15 +12,45 @@ from collections.abc import Sequence
 
 
 def _generate(args: argparse.Namespace) -> int:
+    import os
+
     from generator.command import run
 
+    # One generation per process: datamodel-code-generator is imported in a forked worker and
+    # runs on another core while the spec is linted, validated and rendered.
+    os.environ.setdefault("GANTRY_GENERATE_PARALLEL", "1")
+
     return run(args.spec, args.out, check=args.check, strict=args.strict)
+
+
+def _scaffold(args: argparse.Namespace) -> int:
+    from generator.scaffold import run
+
+    return run(args.spec, args.handlers)
 
 
 def _serve(args: argparse.Namespace) -> None:
     from server.cli import serve
 
     serve(args)
+
+
+def _mock(args: argparse.Namespace) -> int:
+    import sys
+
+    from werkzeug.serving import run_simple
+
+    from server.mock.app import create_mock_app
+    from server.mock.package import MockSpecError
+
+    try:
+        app = create_mock_app(args.spec)
+    except MockSpecError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"mocking {args.spec} on http://{args.host}:{args.port}", file=sys.stderr)
+    run_simple(args.host, args.port, app, threaded=True)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,8 +73,36 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--strict", action="store_true", help="fail on warnings too")
     generate.set_defaults(handler=_generate)
 
+    scaffold = commands.add_parser(
+        "scaffold",
+        help="write stub handlers (answering 501) for operations that have none",
+        description=(
+            "Create or extend one module per tag under --handlers with a stub for every "
+            "operation without a handler; existing handlers are never touched."
+        ),
+    )
+    scaffold.add_argument("--spec", default="spec/openapi.yaml", help="the OpenAPI document")
+    scaffold.add_argument(
+        "--handlers", default="server/handlers", help="the handler package folder"
+    )
+    scaffold.set_defaults(handler=_scaffold)
+
     serve = commands.add_parser("serve", help="run the API server")
     serve.set_defaults(handler=_serve)
+
+    mock = commands.add_parser(
+        "mock",
+        help="serve a mock of any OpenAPI document through the real runtime",
+        description=(
+            "Generate SPEC into the cache and serve it: requests are validated as the server "
+            "validates them; answers are the documented examples or values synthesised from "
+            "the schemas. `Prefer: code=404` and `Prefer: example=NAME` pick a response."
+        ),
+    )
+    mock.add_argument("spec", help="the OpenAPI document (YAML or JSON)")
+    mock.add_argument("--port", type=int, default=4010, help="port (default 4010)")
+    mock.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    mock.set_defaults(handler=_mock)
     return parser
 
 

@@ -46,6 +46,7 @@ class MediaBody:
     media_type: str
     schema: JsonSchema
     model: str | None  # the models.py class of a JSON body that is a component schema
+    examples: Mapping[str, Any]  # name -> value; a lone `example` is named "example"
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class Response:
     status: str  # "200", "4XX" or "default"
     content: tuple[MediaBody, ...]
     headers: tuple[str, ...]  # names, as in the spec
+    header_schemas: Mapping[str, JsonSchema]  # name -> schema
+    required_headers: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,23 @@ class Operation:
     request_body: RequestBody | None
     responses: tuple[Response, ...]
     is_list: bool  # follows the pagination convention (limit, cursor -> items, next_cursor)
+
+
+@dataclass(frozen=True)
+class Callback:
+    """A request the API sends rather than serves: a webhook, or an operation's callback.
+
+    Recorded for documentation and mocks; no route is registered for it.
+    """
+
+    kind: str  # "webhook" or "callback"
+    name: str  # the webhook's name, or the callback's name in its operation
+    source: str | None  # the operationId that declares the callback
+    expression: str | None  # the callback's URL expression, e.g. {$request.body#/url}
+    method: str
+    operation_id: str | None
+    request_body: RequestBody | None
+    responses: tuple[Response, ...]
 
 
 SECURITY_SCHEMES: Mapping[str, SecurityScheme] = {
@@ -184,9 +204,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/UserPage"},
                         model="UserPage",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -195,9 +218,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -206,9 +249,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -217,9 +275,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=True,
@@ -242,6 +314,14 @@ OPERATIONS: tuple[Operation, ...] = (
                     media_type="application/json",
                     schema={"$ref": "#/components/schemas/AdminUserCreate"},
                     model="AdminUserCreate",
+                    examples={
+                        "example": {
+                            "email": "grace@example.com",
+                            "is_superadmin": False,
+                            "name": "Grace Hopper",
+                            "password": "cobol-compiler-1959",
+                        }
+                    },
                 ),
             ),
         ),
@@ -253,9 +333,14 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/User"},
                         model="User",
+                        examples={},
                     ),
                 ),
                 headers=("Location",),
+                header_schemas={
+                    "Location": {"format": "uri-reference", "maxLength": 2048, "type": "string"}
+                },
+                required_headers=("Location",),
             ),
             Response(
                 status="400",
@@ -264,9 +349,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -275,9 +380,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -286,9 +406,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="409",
@@ -297,9 +431,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "last_owner",
+                                "detail": "A workspace must keep at least one owner.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 409,
+                                "title": "Conflict",
+                                "type": "urn:gantry:problem:last_owner",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="413",
@@ -308,9 +456,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "payload_too_large",
+                                "detail": "The request body exceeds 1048576 bytes.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 413,
+                                "title": "Payload Too Large",
+                                "type": "urn:gantry:problem:payload_too_large",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="415",
@@ -319,9 +481,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unsupported_media_type",
+                                "detail": "Send the body as application/json.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 415,
+                                "title": "Unsupported Media Type",
+                                "type": "urn:gantry:problem:unsupported_media_type",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -353,6 +529,8 @@ OPERATIONS: tuple[Operation, ...] = (
                 status="204",
                 content=(),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -361,9 +539,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -372,9 +570,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -383,9 +596,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="404",
@@ -394,9 +621,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "not_found",
+                                "detail": "Workspace not found.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 404,
+                                "title": "Not Found",
+                                "type": "urn:gantry:problem:not_found",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="409",
@@ -405,9 +646,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "last_owner",
+                                "detail": "A workspace must keep at least one owner.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 409,
+                                "title": "Conflict",
+                                "type": "urn:gantry:problem:last_owner",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -440,6 +695,7 @@ OPERATIONS: tuple[Operation, ...] = (
                     media_type="application/json",
                     schema={"$ref": "#/components/schemas/AdminUserUpdate"},
                     model="AdminUserUpdate",
+                    examples={"example": {"status": "blocked"}},
                 ),
             ),
         ),
@@ -451,9 +707,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/User"},
                         model="User",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -462,9 +721,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -473,9 +752,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -484,9 +778,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="404",
@@ -495,9 +803,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "not_found",
+                                "detail": "Workspace not found.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 404,
+                                "title": "Not Found",
+                                "type": "urn:gantry:problem:not_found",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="409",
@@ -506,9 +828,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "last_owner",
+                                "detail": "A workspace must keep at least one owner.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 409,
+                                "title": "Conflict",
+                                "type": "urn:gantry:problem:last_owner",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="413",
@@ -517,9 +853,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "payload_too_large",
+                                "detail": "The request body exceeds 1048576 bytes.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 413,
+                                "title": "Payload Too Large",
+                                "type": "urn:gantry:problem:payload_too_large",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="415",
@@ -528,9 +878,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unsupported_media_type",
+                                "detail": "Send the body as application/json.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 415,
+                                "title": "Unsupported Media Type",
+                                "type": "urn:gantry:problem:unsupported_media_type",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -553,6 +917,12 @@ OPERATIONS: tuple[Operation, ...] = (
                     media_type="application/json",
                     schema={"$ref": "#/components/schemas/LoginRequest"},
                     model="LoginRequest",
+                    examples={
+                        "example": {
+                            "email": "ada@example.com",
+                            "password": "correct-horse-battery-staple",
+                        }
+                    },
                 ),
             ),
         ),
@@ -564,9 +934,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/User"},
                         model="User",
+                        examples={},
                     ),
                 ),
                 headers=("Set-Cookie",),
+                header_schemas={"Set-Cookie": {"maxLength": 4096, "type": "string"}},
+                required_headers=("Set-Cookie",),
             ),
             Response(
                 status="400",
@@ -575,9 +948,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -586,9 +979,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="413",
@@ -597,9 +1005,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "payload_too_large",
+                                "detail": "The request body exceeds 1048576 bytes.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 413,
+                                "title": "Payload Too Large",
+                                "type": "urn:gantry:problem:payload_too_large",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="415",
@@ -608,9 +1030,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unsupported_media_type",
+                                "detail": "Send the body as application/json.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 415,
+                                "title": "Unsupported Media Type",
+                                "type": "urn:gantry:problem:unsupported_media_type",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="429",
@@ -619,9 +1055,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "rate_limited",
+                                "detail": "Rate limit exceeded; retry in 42 s.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 429,
+                                "title": "Too Many Requests",
+                                "type": "urn:gantry:problem:rate_limited",
+                            }
+                        },
                     ),
                 ),
                 headers=("Retry-After", "X-Request-Id"),
+                header_schemas={
+                    "Retry-After": {"maximum": 86400, "minimum": 1, "type": "integer"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("Retry-After", "X-Request-Id"),
             ),
         ),
         is_list=False,
@@ -643,6 +1094,8 @@ OPERATIONS: tuple[Operation, ...] = (
                 status="204",
                 content=(),
                 headers=("Set-Cookie",),
+                header_schemas={"Set-Cookie": {"maxLength": 4096, "type": "string"}},
+                required_headers=("Set-Cookie",),
             ),
             Response(
                 status="400",
@@ -651,9 +1104,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -662,9 +1135,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -673,9 +1161,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -700,9 +1202,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/Me"},
                         model="Me",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -711,9 +1216,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -722,9 +1247,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -733,9 +1273,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -758,6 +1312,13 @@ OPERATIONS: tuple[Operation, ...] = (
                     media_type="application/json",
                     schema={"$ref": "#/components/schemas/MeUpdate"},
                     model="MeUpdate",
+                    examples={
+                        "example": {
+                            "current_password": "correct-horse-battery-staple",
+                            "name": "Ada King",
+                            "password": "analytical-engine-1843",
+                        }
+                    },
                 ),
             ),
         ),
@@ -769,9 +1330,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/User"},
                         model="User",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -780,9 +1344,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -791,9 +1375,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -802,9 +1401,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="413",
@@ -813,9 +1426,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "payload_too_large",
+                                "detail": "The request body exceeds 1048576 bytes.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 413,
+                                "title": "Payload Too Large",
+                                "type": "urn:gantry:problem:payload_too_large",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="415",
@@ -824,9 +1451,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unsupported_media_type",
+                                "detail": "Send the body as application/json.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 415,
+                                "title": "Unsupported Media Type",
+                                "type": "urn:gantry:problem:unsupported_media_type",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -849,6 +1490,13 @@ OPERATIONS: tuple[Operation, ...] = (
                     media_type="application/json",
                     schema={"$ref": "#/components/schemas/RegisterRequest"},
                     model="RegisterRequest",
+                    examples={
+                        "example": {
+                            "email": "ada@example.com",
+                            "name": "Ada Lovelace",
+                            "password": "correct-horse-battery-staple",
+                        }
+                    },
                 ),
             ),
         ),
@@ -860,9 +1508,15 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/User"},
                         model="User",
+                        examples={},
                     ),
                 ),
                 headers=("Location", "Set-Cookie"),
+                header_schemas={
+                    "Location": {"format": "uri-reference", "maxLength": 2048, "type": "string"},
+                    "Set-Cookie": {"maxLength": 4096, "type": "string"},
+                },
+                required_headers=("Location", "Set-Cookie"),
             ),
             Response(
                 status="400",
@@ -871,9 +1525,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="403",
@@ -882,9 +1556,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="409",
@@ -893,9 +1581,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "last_owner",
+                                "detail": "A workspace must keep at least one owner.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 409,
+                                "title": "Conflict",
+                                "type": "urn:gantry:problem:last_owner",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="413",
@@ -904,9 +1606,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "payload_too_large",
+                                "detail": "The request body exceeds 1048576 bytes.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 413,
+                                "title": "Payload Too Large",
+                                "type": "urn:gantry:problem:payload_too_large",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="415",
@@ -915,9 +1631,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unsupported_media_type",
+                                "detail": "Send the body as application/json.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 415,
+                                "title": "Unsupported Media Type",
+                                "type": "urn:gantry:problem:unsupported_media_type",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="429",
@@ -926,9 +1656,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "rate_limited",
+                                "detail": "Rate limit exceeded; retry in 42 s.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 429,
+                                "title": "Too Many Requests",
+                                "type": "urn:gantry:problem:rate_limited",
+                            }
+                        },
                     ),
                 ),
                 headers=("Retry-After", "X-Request-Id"),
+                header_schemas={
+                    "Retry-After": {"maximum": 86400, "minimum": 1, "type": "integer"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("Retry-After", "X-Request-Id"),
             ),
         ),
         is_list=False,
@@ -953,9 +1698,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="text/html",
                         schema={"maxLength": 1048576, "type": "string"},
                         model=None,
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -964,9 +1712,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="404",
@@ -975,9 +1743,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "not_found",
+                                "detail": "Workspace not found.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 404,
+                                "title": "Not Found",
+                                "type": "urn:gantry:problem:not_found",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -1002,9 +1784,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/Health"},
                         model="Health",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -1013,9 +1798,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -1040,9 +1845,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"type": "object"},
                         model=None,
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -1051,9 +1859,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="404",
@@ -1062,9 +1890,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "not_found",
+                                "detail": "Workspace not found.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 404,
+                                "title": "Not Found",
+                                "type": "urn:gantry:problem:not_found",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -1089,9 +1931,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/Status"},
                         model="Status",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -1100,9 +1945,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -1111,9 +1976,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -1122,9 +2002,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -1200,9 +2094,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/TokenPage"},
                         model="TokenPage",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -1211,9 +2108,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -1222,9 +2139,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -1233,9 +2165,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=True,
@@ -1258,6 +2204,13 @@ OPERATIONS: tuple[Operation, ...] = (
                     media_type="application/json",
                     schema={"$ref": "#/components/schemas/TokenCreate"},
                     model="TokenCreate",
+                    examples={
+                        "example": {
+                            "expires_at": "2027-05-31T00:00:00Z",
+                            "name": "ci-deploy",
+                            "scopes": ["read", "run"],
+                        }
+                    },
                 ),
             ),
         ),
@@ -1269,9 +2222,14 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/TokenCreated"},
                         model="TokenCreated",
+                        examples={},
                     ),
                 ),
                 headers=("Location",),
+                header_schemas={
+                    "Location": {"format": "uri-reference", "maxLength": 2048, "type": "string"}
+                },
+                required_headers=("Location",),
             ),
             Response(
                 status="400",
@@ -1280,9 +2238,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -1291,9 +2269,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -1302,9 +2295,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="413",
@@ -1313,9 +2320,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "payload_too_large",
+                                "detail": "The request body exceeds 1048576 bytes.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 413,
+                                "title": "Payload Too Large",
+                                "type": "urn:gantry:problem:payload_too_large",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="415",
@@ -1324,9 +2345,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unsupported_media_type",
+                                "detail": "Send the body as application/json.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 415,
+                                "title": "Unsupported Media Type",
+                                "type": "urn:gantry:problem:unsupported_media_type",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -1358,6 +2393,8 @@ OPERATIONS: tuple[Operation, ...] = (
                 status="204",
                 content=(),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -1366,9 +2403,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -1377,9 +2434,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -1388,9 +2460,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="404",
@@ -1399,9 +2485,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "not_found",
+                                "detail": "Workspace not found.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 404,
+                                "title": "Not Found",
+                                "type": "urn:gantry:problem:not_found",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -1434,6 +2534,7 @@ OPERATIONS: tuple[Operation, ...] = (
                     media_type="application/json",
                     schema={"$ref": "#/components/schemas/TokenUpdate"},
                     model="TokenUpdate",
+                    examples={"example": {"name": "ci-deploy (production)"}},
                 ),
             ),
         ),
@@ -1445,9 +2546,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/Token"},
                         model="Token",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -1456,9 +2560,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -1467,9 +2591,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -1478,9 +2617,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="404",
@@ -1489,9 +2642,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "not_found",
+                                "detail": "Workspace not found.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 404,
+                                "title": "Not Found",
+                                "type": "urn:gantry:problem:not_found",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="413",
@@ -1500,9 +2667,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "payload_too_large",
+                                "detail": "The request body exceeds 1048576 bytes.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 413,
+                                "title": "Payload Too Large",
+                                "type": "urn:gantry:problem:payload_too_large",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="415",
@@ -1511,9 +2692,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unsupported_media_type",
+                                "detail": "Send the body as application/json.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 415,
+                                "title": "Unsupported Media Type",
+                                "type": "urn:gantry:problem:unsupported_media_type",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -1548,9 +2743,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/UserRef"},
                         model="UserRef",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -1559,9 +2757,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -1570,9 +2788,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -1581,9 +2814,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="404",
@@ -1592,9 +2839,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "not_found",
+                                "detail": "Workspace not found.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 404,
+                                "title": "Not Found",
+                                "type": "urn:gantry:problem:not_found",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -1619,9 +2880,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/Version"},
                         model="Version",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -1630,9 +2894,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -1699,9 +2983,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/WorkspacePage"},
                         model="WorkspacePage",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -1710,9 +2997,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -1721,9 +3028,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -1732,9 +3054,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=True,
@@ -1757,6 +3093,7 @@ OPERATIONS: tuple[Operation, ...] = (
                     media_type="application/json",
                     schema={"$ref": "#/components/schemas/WorkspaceCreate"},
                     model="WorkspaceCreate",
+                    examples={"example": {"name": "Acme Research", "slug": "acme-research"}},
                 ),
             ),
         ),
@@ -1768,9 +3105,14 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/Workspace"},
                         model="Workspace",
+                        examples={},
                     ),
                 ),
                 headers=("Location",),
+                header_schemas={
+                    "Location": {"format": "uri-reference", "maxLength": 2048, "type": "string"}
+                },
+                required_headers=("Location",),
             ),
             Response(
                 status="400",
@@ -1779,9 +3121,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -1790,9 +3152,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -1801,9 +3178,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="409",
@@ -1812,9 +3203,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "last_owner",
+                                "detail": "A workspace must keep at least one owner.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 409,
+                                "title": "Conflict",
+                                "type": "urn:gantry:problem:last_owner",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="413",
@@ -1823,9 +3228,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "payload_too_large",
+                                "detail": "The request body exceeds 1048576 bytes.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 413,
+                                "title": "Payload Too Large",
+                                "type": "urn:gantry:problem:payload_too_large",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="415",
@@ -1834,9 +3253,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unsupported_media_type",
+                                "detail": "Send the body as application/json.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 415,
+                                "title": "Unsupported Media Type",
+                                "type": "urn:gantry:problem:unsupported_media_type",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -1868,6 +3301,8 @@ OPERATIONS: tuple[Operation, ...] = (
                 status="204",
                 content=(),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -1876,9 +3311,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -1887,9 +3342,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -1898,9 +3368,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="404",
@@ -1909,9 +3393,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "not_found",
+                                "detail": "Workspace not found.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 404,
+                                "title": "Not Found",
+                                "type": "urn:gantry:problem:not_found",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -1946,9 +3444,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/Workspace"},
                         model="Workspace",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -1957,9 +3458,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -1968,9 +3489,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -1979,9 +3515,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="404",
@@ -1990,9 +3540,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "not_found",
+                                "detail": "Workspace not found.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 404,
+                                "title": "Not Found",
+                                "type": "urn:gantry:problem:not_found",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -2025,6 +3589,12 @@ OPERATIONS: tuple[Operation, ...] = (
                     media_type="application/json",
                     schema={"$ref": "#/components/schemas/WorkspaceUpdate"},
                     model="WorkspaceUpdate",
+                    examples={
+                        "example": {
+                            "name": "Acme Research Lab",
+                            "settings": {"default_env": "staging", "max_members": 50},
+                        }
+                    },
                 ),
             ),
         ),
@@ -2036,9 +3606,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/Workspace"},
                         model="Workspace",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -2047,9 +3620,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -2058,9 +3651,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -2069,9 +3677,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="404",
@@ -2080,9 +3702,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "not_found",
+                                "detail": "Workspace not found.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 404,
+                                "title": "Not Found",
+                                "type": "urn:gantry:problem:not_found",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="409",
@@ -2091,9 +3727,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "last_owner",
+                                "detail": "A workspace must keep at least one owner.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 409,
+                                "title": "Conflict",
+                                "type": "urn:gantry:problem:last_owner",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="413",
@@ -2102,9 +3752,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "payload_too_large",
+                                "detail": "The request body exceeds 1048576 bytes.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 413,
+                                "title": "Payload Too Large",
+                                "type": "urn:gantry:problem:payload_too_large",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="415",
@@ -2113,9 +3777,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unsupported_media_type",
+                                "detail": "Send the body as application/json.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 415,
+                                "title": "Unsupported Media Type",
+                                "type": "urn:gantry:problem:unsupported_media_type",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -2200,9 +3878,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/ApiKeyPage"},
                         model="ApiKeyPage",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -2211,9 +3892,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -2222,9 +3923,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -2233,9 +3949,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="404",
@@ -2244,9 +3974,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "not_found",
+                                "detail": "Workspace not found.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 404,
+                                "title": "Not Found",
+                                "type": "urn:gantry:problem:not_found",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=True,
@@ -2279,6 +4023,14 @@ OPERATIONS: tuple[Operation, ...] = (
                     media_type="application/json",
                     schema={"$ref": "#/components/schemas/ApiKeyCreate"},
                     model="ApiKeyCreate",
+                    examples={
+                        "example": {
+                            "expires_at": None,
+                            "name": "prod-gateway",
+                            "role": "operator",
+                            "scopes": ["gateway"],
+                        }
+                    },
                 ),
             ),
         ),
@@ -2290,9 +4042,14 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/ApiKeyCreated"},
                         model="ApiKeyCreated",
+                        examples={},
                     ),
                 ),
                 headers=("Location",),
+                header_schemas={
+                    "Location": {"format": "uri-reference", "maxLength": 2048, "type": "string"}
+                },
+                required_headers=("Location",),
             ),
             Response(
                 status="400",
@@ -2301,9 +4058,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -2312,9 +4089,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -2323,9 +4115,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="404",
@@ -2334,9 +4140,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "not_found",
+                                "detail": "Workspace not found.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 404,
+                                "title": "Not Found",
+                                "type": "urn:gantry:problem:not_found",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="413",
@@ -2345,9 +4165,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "payload_too_large",
+                                "detail": "The request body exceeds 1048576 bytes.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 413,
+                                "title": "Payload Too Large",
+                                "type": "urn:gantry:problem:payload_too_large",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="415",
@@ -2356,9 +4190,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unsupported_media_type",
+                                "detail": "Send the body as application/json.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 415,
+                                "title": "Unsupported Media Type",
+                                "type": "urn:gantry:problem:unsupported_media_type",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -2399,6 +4247,8 @@ OPERATIONS: tuple[Operation, ...] = (
                 status="204",
                 content=(),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -2407,9 +4257,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -2418,9 +4288,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -2429,9 +4314,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="404",
@@ -2440,9 +4339,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "not_found",
+                                "detail": "Workspace not found.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 404,
+                                "title": "Not Found",
+                                "type": "urn:gantry:problem:not_found",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -2587,9 +4500,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/AuditEventPage"},
                         model="AuditEventPage",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -2598,9 +4514,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -2609,9 +4545,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -2620,9 +4571,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="404",
@@ -2631,9 +4596,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "not_found",
+                                "detail": "Workspace not found.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 404,
+                                "title": "Not Found",
+                                "type": "urn:gantry:problem:not_found",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=True,
@@ -2718,9 +4697,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/MemberPage"},
                         model="MemberPage",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -2729,9 +4711,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -2740,9 +4742,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -2751,9 +4768,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="404",
@@ -2762,9 +4793,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "not_found",
+                                "detail": "Workspace not found.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 404,
+                                "title": "Not Found",
+                                "type": "urn:gantry:problem:not_found",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=True,
@@ -2797,6 +4842,7 @@ OPERATIONS: tuple[Operation, ...] = (
                     media_type="application/json",
                     schema={"$ref": "#/components/schemas/MemberAdd"},
                     model="MemberAdd",
+                    examples={"example": {"email": "grace@example.com", "role": "editor"}},
                 ),
             ),
         ),
@@ -2808,9 +4854,14 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/Member"},
                         model="Member",
+                        examples={},
                     ),
                 ),
                 headers=("Location",),
+                header_schemas={
+                    "Location": {"format": "uri-reference", "maxLength": 2048, "type": "string"}
+                },
+                required_headers=("Location",),
             ),
             Response(
                 status="400",
@@ -2819,9 +4870,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -2830,9 +4901,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -2841,9 +4927,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="404",
@@ -2852,9 +4952,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "not_found",
+                                "detail": "Workspace not found.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 404,
+                                "title": "Not Found",
+                                "type": "urn:gantry:problem:not_found",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="409",
@@ -2863,9 +4977,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "last_owner",
+                                "detail": "A workspace must keep at least one owner.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 409,
+                                "title": "Conflict",
+                                "type": "urn:gantry:problem:last_owner",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="413",
@@ -2874,9 +5002,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "payload_too_large",
+                                "detail": "The request body exceeds 1048576 bytes.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 413,
+                                "title": "Payload Too Large",
+                                "type": "urn:gantry:problem:payload_too_large",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="415",
@@ -2885,9 +5027,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unsupported_media_type",
+                                "detail": "Send the body as application/json.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 415,
+                                "title": "Unsupported Media Type",
+                                "type": "urn:gantry:problem:unsupported_media_type",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -2928,6 +5084,8 @@ OPERATIONS: tuple[Operation, ...] = (
                 status="204",
                 content=(),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -2936,9 +5094,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -2947,9 +5125,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -2958,9 +5151,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="404",
@@ -2969,9 +5176,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "not_found",
+                                "detail": "Workspace not found.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 404,
+                                "title": "Not Found",
+                                "type": "urn:gantry:problem:not_found",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="409",
@@ -2980,9 +5201,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "last_owner",
+                                "detail": "A workspace must keep at least one owner.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 409,
+                                "title": "Conflict",
+                                "type": "urn:gantry:problem:last_owner",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -3024,6 +5259,7 @@ OPERATIONS: tuple[Operation, ...] = (
                     media_type="application/json",
                     schema={"$ref": "#/components/schemas/MemberUpdate"},
                     model="MemberUpdate",
+                    examples={"example": {"role": "admin"}},
                 ),
             ),
         ),
@@ -3035,9 +5271,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/Member"},
                         model="Member",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -3046,9 +5285,29 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "validation_failed",
+                                "detail": "The request body is invalid.",
+                                "errors": [
+                                    {
+                                        "field": "body.name",
+                                        "message": "String should have at least 1 character",
+                                    }
+                                ],
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 400,
+                                "title": "Bad Request",
+                                "type": "urn:gantry:problem:validation_failed",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="401",
@@ -3057,9 +5316,24 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unauthenticated",
+                                "detail": "Authentication required.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 401,
+                                "title": "Unauthorized",
+                                "type": "urn:gantry:problem:unauthenticated",
+                            }
+                        },
                     ),
                 ),
                 headers=("WWW-Authenticate", "X-Request-Id"),
+                header_schemas={
+                    "WWW-Authenticate": {"maxLength": 512, "type": "string"},
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"},
+                },
+                required_headers=("WWW-Authenticate", "X-Request-Id"),
             ),
             Response(
                 status="403",
@@ -3068,9 +5342,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "insufficient_role",
+                                "detail": "This operation needs the admin role.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 403,
+                                "title": "Forbidden",
+                                "type": "urn:gantry:problem:insufficient_role",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="404",
@@ -3079,9 +5367,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "not_found",
+                                "detail": "Workspace not found.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 404,
+                                "title": "Not Found",
+                                "type": "urn:gantry:problem:not_found",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="409",
@@ -3090,9 +5392,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "last_owner",
+                                "detail": "A workspace must keep at least one owner.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 409,
+                                "title": "Conflict",
+                                "type": "urn:gantry:problem:last_owner",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="413",
@@ -3101,9 +5417,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "payload_too_large",
+                                "detail": "The request body exceeds 1048576 bytes.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 413,
+                                "title": "Payload Too Large",
+                                "type": "urn:gantry:problem:payload_too_large",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
             Response(
                 status="415",
@@ -3112,9 +5442,23 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={
+                            "example": {
+                                "code": "unsupported_media_type",
+                                "detail": "Send the body as application/json.",
+                                "request_id": "req_7f3a9c2e41b84d0c",
+                                "status": 415,
+                                "title": "Unsupported Media Type",
+                                "type": "urn:gantry:problem:unsupported_media_type",
+                            }
+                        },
                     ),
                 ),
                 headers=("X-Request-Id",),
+                header_schemas={
+                    "X-Request-Id": {"maxLength": 128, "minLength": 1, "type": "string"}
+                },
+                required_headers=("X-Request-Id",),
             ),
         ),
         is_list=False,
@@ -3122,3 +5466,9 @@ OPERATIONS: tuple[Operation, ...] = (
 )
 
 OPERATIONS_BY_ID: Mapping[str, Operation] = {op.operation_id: op for op in OPERATIONS}
+
+# 3.1 `webhooks`, sorted by name and method.
+WEBHOOKS: tuple[Callback, ...] = ()
+
+# Operations' `callbacks`, in operation order.
+CALLBACKS: tuple[Callback, ...] = ()

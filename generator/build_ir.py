@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,10 +44,15 @@ def build(
     document: dict[str, Any],
     resolver: Resolver,
     source: Source,
-    model_names: Mapping[str, str],
+    model_names: Mapping[str, str] | None,
     prepared: Prepared | None = None,
 ) -> Api:
-    """The `Api` the templates render."""
+    """The `Api` the templates render.
+
+    With `model_names` None, `MediaBody.model` holds the component schema's name until
+    `with_model_classes` puts the models' class names in (so the IR can be built while the
+    models are still being generated).
+    """
     prepared = prepared if prepared is not None else prepare(document, resolver)
     builder = _Builder(document, resolver, model_names, prepared)
     info = document.get("info")
@@ -60,6 +66,42 @@ def build(
         security_schemes=builder.security_schemes(),
         webhooks=builder.webhooks(),
         callbacks=tuple(callback for site in sites for callback in builder.callbacks(site)),
+    )
+
+
+def with_model_classes(api: Api, class_names: Mapping[str, str]) -> Api:
+    """`api` with each `MediaBody.model` (a schema name) replaced by its class name, or None."""
+
+    def media(bodies: tuple[MediaBody, ...]) -> tuple[MediaBody, ...]:
+        return tuple(
+            replace(b, model=class_names.get(b.model) if b.model is not None else None)
+            for b in bodies
+        )
+
+    def body(request_body: RequestBody | None) -> RequestBody | None:
+        if request_body is None:
+            return None
+        return replace(request_body, content=media(request_body.content))
+
+    def responses(declared: tuple[Response, ...]) -> tuple[Response, ...]:
+        return tuple(replace(r, content=media(r.content)) for r in declared)
+
+    operations = tuple(
+        replace(op, request_body=body(op.request_body), responses=responses(op.responses))
+        for op in api.operations
+    )
+
+    def outbound(callbacks: tuple[Callback, ...]) -> tuple[Callback, ...]:
+        return tuple(
+            replace(c, request_body=body(c.request_body), responses=responses(c.responses))
+            for c in callbacks
+        )
+
+    return replace(
+        api,
+        operations=operations,
+        webhooks=outbound(api.webhooks),
+        callbacks=outbound(api.callbacks),
     )
 
 
@@ -91,7 +133,7 @@ class _Builder:
         self,
         document: dict[str, Any],
         resolver: Resolver,
-        model_names: Mapping[str, str],
+        model_names: Mapping[str, str] | None,
         prepared: Prepared,
     ) -> None:
         self.document = document
@@ -216,7 +258,7 @@ class _Builder:
         name = ref_name(schema)
         if not conventions.is_json(media_type) or name is None:
             return None
-        return self.model_names.get(name)
+        return name if self.model_names is None else self.model_names.get(name)
 
     def parameter_schema(self, value: dict[str, Any]) -> JsonSchema:
         """The schema of a parameter or header: `schema`, or that of its one `content` entry."""

@@ -50,9 +50,16 @@ def generate(spec: Path, *, strict: bool = False, cache: Cache | None = None) ->
     if cached is not None:
         generated = _decode(cached)
     else:
-        from .pipeline import produce  # the heavy imports, only when there is work to do
+        from .models import Worker  # light; forks before the heavy imports below
 
-        generated = produce(spec, shown, strict=False, cache=cache, raw=raw)
+        worker = Worker.start()  # imports datamodel-code-generator on another core meanwhile
+        try:
+            from .pipeline import produce  # the heavy imports, only when there is work to do
+
+            generated = produce(spec, shown, strict=False, cache=cache, raw=raw, worker=worker)
+        finally:
+            if worker is not None:
+                worker.stop()
         cache.put("output", output_key, _encode(generated))
     if strict and generated.warnings:
         raise GenerationFailed(generated.warnings)

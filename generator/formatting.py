@@ -8,6 +8,18 @@ from pathlib import Path
 
 # Fixed here, and `--isolated`, so no pyproject near the output can change the bytes.
 _RUFF_ARGS = ("format", "--isolated", "--line-length", "100", "--target-version", "py311")
+_ISORT_ARGS = (
+    "check",
+    "--isolated",
+    "--select",
+    "I",
+    "--fix",
+    "--exit-zero",
+    "--line-length",
+    "100",
+    "--target-version",
+    "py311",
+)
 
 
 def ruff_binary() -> str:
@@ -20,11 +32,17 @@ def ruff_binary() -> str:
     return str(find_ruff_bin())
 
 
-def format_files(folder: Path, names: list[str]) -> None:
-    """Format `names` inside `folder` in place; raise `RuntimeError` with ruff's message on failure."""
+def format_files(folder: Path, names: list[str], *, sort_imports: tuple[str, ...] = ()) -> None:
+    """Format `names` inside `folder` in place, sorting the imports of `sort_imports` first;
+    raise `RuntimeError` with ruff's message on failure."""
     if not names:
         return
-    command = [ruff_binary(), *_RUFF_ARGS, "--quiet", "--", *names]
-    result = subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"ruff format failed: {result.stderr.strip() or result.stdout.strip()}")
+    commands = []
+    if sort_imports:
+        commands.append([ruff_binary(), *_ISORT_ARGS, "--quiet", "--", *sort_imports])
+    commands.append([ruff_binary(), *_RUFF_ARGS, "--quiet", "--", *names])
+    for command in commands:
+        result = subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            problem = result.stderr.strip() or result.stdout.strip()
+            raise RuntimeError(f"ruff {command[1]} failed: {problem}")

@@ -114,9 +114,9 @@ def _path_parameters(site: OperationSite, params: list[ParameterSite]) -> Iterat
             site.pointer, f"path parameter {name!r} occurs twice in {site.path!r}"
         )
     for name in in_template:
-        if name not in declared:
+        if name not in declared:  # placed at the path template that names it
             message = f"path parameter {name!r} of {site.label} is not declared"
-            yield Diagnostic.error(site.pointer, message)
+            yield Diagnostic.error(jsonpointer.parent(site.pointer), message)
     for param in params:
         if param.location == "path" and param.name not in in_template:
             message = f"path parameter {param.name!r} does not occur in {site.path!r}"

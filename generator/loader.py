@@ -98,11 +98,17 @@ def loads(raw: bytes, path: Path) -> Document:
 def _located_yaml_error(exc: yaml.MarkedYAMLError) -> Located:
     mark = exc.problem_mark or exc.context_mark
     line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-    message = f"YAML syntax: {exc.problem or exc.context}"
     start = exc.context_mark
+    context, problem = exc.context or "", exc.problem or ""
+    if context.startswith("while parsing a flow ") and start is not None and problem:
+        # An unclosed `{` or `[`: libyaml notices only where the next thing starts.
+        kind = context.removeprefix("while parsing a ")
+        message = f"YAML syntax: this {kind} is not closed ({problem} by {line}:{column})"
+        return Located(start.line + 1, start.column + 1, "error", message)
+    message = f"YAML syntax: {problem or context}"
     if (
-        exc.context
-        and exc.problem
+        context
+        and problem
         and start is not None
         and (start.line, start.column)
         != (
@@ -110,7 +116,7 @@ def _located_yaml_error(exc: yaml.MarkedYAMLError) -> Located:
             column - 1,
         )
     ):
-        message += f" ({exc.context} that starts at {start.line + 1}:{start.column + 1})"
+        message += f" ({context} that starts at {start.line + 1}:{start.column + 1})"
     return Located(line, column, "error", message)
 
 

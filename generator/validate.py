@@ -17,6 +17,7 @@ import functools
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,13 +73,14 @@ def run_validation(document: dict[str, Any]) -> list[tuple[str, str]]:
     if family is None:
         message = f"'openapi' must be a 3.0.x or 3.1.x version string, not {version!r}"
         return [("/openapi" if "openapi" in document else "", message)]
-    found = {_describe(error) for error in _document_validator(family).iter_errors(document)}
+    found: set[tuple[str, str]] = set()
+    for error in _document_validator(family).iter_errors(document):
+        found.update(_describe(error))
     if family == "3.1":
         meta = _meta_validator()
         for pointer, schema in iter_schema_objects(document):
             for error in meta.iter_errors(schema):
-                where, message = _describe(error)
-                found.add((pointer + where, message))
+                found.update((pointer + where, message) for where, message in _describe(error))
     return sorted(found)
 
 
@@ -137,76 +139,112 @@ def iter_schema_objects(document: dict[str, Any]) -> Iterator[tuple[str, Any]]:
                 stack.append((at, value, name in _NAME_MAPS))
 
 
-def _describe(error: Any) -> tuple[str, str]:
-    path, message = _explain(error)
-    pointer = jsonpointer.join(str(part) for part in path)
-    message = " ".join(message.split())
-    verdict = _VERDICT.match(message)
-    if verdict and len(verdict.group(1)) > _MAX_QUOTED:  # don't repeat a whole object back
-        message = "the value " + verdict.group(2)
-    if len(message) > _MAX_MESSAGE:
-        message = message[: _MAX_MESSAGE - 1] + "…"
-    return pointer, message
+@dataclass(frozen=True)
+class _Leaf:
+    """One explained failure: where (instance path), what, and of which kind."""
+
+    path: tuple[str, ...]
+    message: str
+    kind: str
+    options: tuple[Any, ...] = ()  # enum: the allowed values; required: the property
 
 
-def _explain(error: Any) -> tuple[list[Any], str]:
-    """The path and message that best explain `error`, chosen deterministically.
+def _describe(error: Any) -> list[tuple[str, str]]:
+    found = []
+    for leaf in _explain(error):
+        message = " ".join(leaf.message.split())
+        verdict = _VERDICT.match(message)
+        if verdict and len(verdict.group(1)) > _MAX_QUOTED:  # don't repeat a whole object back
+            message = "the value " + verdict.group(2)
+        if len(message) > _MAX_MESSAGE:
+            message = message[: _MAX_MESSAGE - 1] + "…"
+        found.append((jsonpointer.join(leaf.path), message))
+    return found
 
-    A failed `oneOf`/`anyOf` is explained by its branches' errors: branches that only say the
-    node is not a Reference Object explain nothing, a wrong `type` explains less than any other
-    failure, and the deepest errors win. Ties of `enum` or `required` errors are merged
-    (`"qry" is not one of "cookie", "header", "path", "query"`).
+
+def _explain(error: Any) -> list[_Leaf]:
+    """The failures that explain `error`, chosen deterministically.
+
+    A failed `oneOf`/`anyOf` is explained by one of its branches: a branch that only says the
+    node is not a Reference Object explains nothing; the branch whose failures go deepest wins,
+    a wrong `type` at its deepest level counting against it. When the deepest failures of the
+    best branches are `enum` (or `required`) failures at one place, they are merged:
+    `"qry" is not one of "cookie", "header", "path", "query"`.
     """
-    path = list(error.instance_path)
+    path = tuple(str(part) for part in error.instance_path)
     context = getattr(error.kind, "context", None)
     if not context:
-        return path, _message(error)
-    candidates = list(_leaves(error))
-    if not candidates:
-        return path, str(error.message)
-    best = min(_rank(c) for c in candidates)
-    tied = sorted({(str(c.message), id(c)): c for c in candidates if _rank(c) == best}.items())
-    winners = [c for _, c in tied]
-    first = winners[0]
-    first_path = list(first.instance_path)
-    kinds = {w.kind.name for w in winners}
-    same_place = all(list(w.instance_path) == first_path for w in winners)
-    if len(winners) > 1 and same_place and kinds == {"enum"}:
-        options = sorted({json.dumps(o) for w in winners for o in w.kind.as_dict()["options"]})
-        instance = str(first.message).split(" is not one of ")[0]
-        return first_path, f"{instance} is not one of {', '.join(options)}"
-    if len(winners) > 1 and same_place and kinds == {"required"}:
-        names = sorted({json.dumps(w.kind.as_dict()["property"]) for w in winners})
-        return first_path, f"one of {', '.join(names)} is required"
-    return first_path, _message(first)
+        return [_leaf(error, path)]
+    branches = []
+    for branch in context:
+        leaves = [
+            leaf
+            for sub in branch
+            if not _is_reference_hint(sub, len(path))
+            for leaf in _explain(sub)
+        ]
+        if leaves:
+            branches.append(leaves)
+    if not branches:
+        return [_leaf(error, path)]
+    best_depth = max(len(leaf.path) for leaves in branches for leaf in leaves)
+    deepest = [
+        [leaf for leaf in leaves if len(leaf.path) == best_depth]
+        for leaves in branches
+        if any(len(leaf.path) == best_depth for leaf in leaves)
+    ]
+    merged = _merged([leaf for leaves in deepest for leaf in leaves])
+    if merged is not None:
+        return [merged]
+    ranked = sorted(
+        (leaves for leaves in branches if any(len(leaf.path) == best_depth for leaf in leaves)),
+        key=lambda leaves: (
+            all(leaf.kind == "type" for leaf in leaves if len(leaf.path) == best_depth),
+            len(leaves),
+            [(leaf.path, leaf.message) for leaf in leaves],
+        ),
+    )
+    return ranked[0]
 
 
-def _message(error: Any) -> str:
-    """jsonschema-rs's message; an `enum` error lists every allowed value (up to a dozen)."""
-    if error.kind.name == "enum":
-        options = error.kind.as_dict()["options"]
-        if isinstance(options, list) and len(options) <= 12:
-            instance = str(error.message).split(" is not one of ")[0]
-            return f"{instance} is not one of {', '.join(json.dumps(o) for o in options)}"
-    return str(error.message)
+def _merged(leaves: list[_Leaf]) -> _Leaf | None:
+    """One leaf for several `enum` (or `required`) failures at the same place."""
+    if len(leaves) < 2 or len({leaf.path for leaf in leaves}) != 1:
+        return None
+    kinds = {leaf.kind for leaf in leaves}
+    if kinds == {"enum"}:
+        options = sorted({json.dumps(o) for leaf in leaves for o in leaf.options})
+        instance = leaves[0].message.split(" is not one of ")[0]
+        return _Leaf(leaves[0].path, f"{instance} is not one of {', '.join(options)}", "enum")
+    if kinds == {"required"}:
+        names = sorted({json.dumps(o) for leaf in leaves for o in leaf.options})
+        return _Leaf(leaves[0].path, f"one of {', '.join(names)} is required", "required")
+    return None
 
 
-def _leaves(error: Any) -> Iterator[Any]:
-    """The errors inside a failed `oneOf`/`anyOf`, nested ones flattened, minus the
-    "not a Reference Object" ones."""
-    depth = len(list(error.instance_path))
-    for branch in error.kind.context:
-        for sub in branch:
-            if getattr(sub.kind, "context", None):
-                yield from _leaves(sub)
-            elif not (
-                len(list(sub.instance_path)) == depth
-                and sub.kind.name == "required"
-                and sub.kind.as_dict().get("property") == "$ref"
-            ):
-                yield sub
+def _leaf(error: Any, path: tuple[str, ...]) -> _Leaf:
+    kind = error.kind.name
+    details = error.kind.as_dict()
+    message = str(error.message)
+    if kind == "enum":
+        options = tuple(details.get("options") or ())
+        if len(options) <= 12:
+            instance = message.split(" is not one of ")[0]
+            message = f"{instance} is not one of {', '.join(json.dumps(o) for o in options)}"
+        return _Leaf(path, message, kind, options)
+    if kind == "required":
+        return _Leaf(path, message, kind, (details.get("property"),))
+    if kind == "additionalProperties":
+        unexpected = details.get("unexpected") or []
+        if len(unexpected) == 1:  # point at the unexpected member itself
+            return _Leaf((*path, str(unexpected[0])), message, kind)
+    return _Leaf(path, message, kind)
 
 
-def _rank(error: Any) -> tuple[int, int, tuple[str, ...]]:
-    path = tuple(str(part) for part in error.instance_path)
-    return (-len(path), int(error.kind.name == "type"), path)
+def _is_reference_hint(error: Any, depth: int) -> bool:
+    """`"$ref" is a required property` at the node itself: it is not a Reference Object."""
+    return (
+        len(list(error.instance_path)) == depth
+        and error.kind.name == "required"
+        and error.kind.as_dict().get("property") == "$ref"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from importlib import resources
 from types import ModuleType
 from typing import Any
@@ -17,7 +18,13 @@ from server.bootstrap import bootstrap
 from server.config import Config
 from server.docs import install_docs_assets
 from server.runtime.credentials import StorageCredentials
-from server.runtime.dispatch import Dispatcher, GantryGuard, MissingHandlerError
+from server.runtime.dispatch import (
+    Dispatcher,
+    GantryGuard,
+    Guard,
+    Handler,
+    MissingHandlerError,
+)
 from server.runtime.middleware import install_request_hooks
 from server.runtime.pagination import CursorCodec
 from server.runtime.problem import install_error_handlers
@@ -38,8 +45,17 @@ def load_spec_document(package: ModuleType = generated) -> dict[str, Any]:
     return document
 
 
-def create_app(config: Config | None = None) -> Flask:
-    """Build the API: storage, compiled validators, generated routes, handlers."""
+def create_app(
+    config: Config | None = None,
+    *,
+    guard: Callable[[AppState], Guard] | None = None,
+    handlers: Callable[[Any], Handler] | None = None,
+) -> Flask:
+    """Build the API: storage, compiled validators, generated routes, handlers.
+
+    ``guard`` builds the auth step from the app state (default ``GantryGuard``) and ``handlers``
+    finds an operation's handler (default ``resolve_handler``); tools and tests may wrap them.
+    """
     config = config or Config.from_env()
     database = Database.from_url(config.database_url, config.var_dir)
     if config.auto_migrate:
@@ -68,10 +84,11 @@ def create_app(config: Config | None = None) -> Flask:
     dispatcher = Dispatcher(
         bundle=SchemaBundle.from_package(generated),
         models=generated_models,
-        guard=GantryGuard(state),
+        guard=(guard or GantryGuard)(state),
         cursors=state.cursors,
         session_factory=database.sessionmaker,
         state=state,
+        handlers=handlers,
     )
     missing: list[str] = []
 

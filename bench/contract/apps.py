@@ -289,3 +289,12 @@ FACTORIES: dict[str, Callable[[], Any]] = {
     "connexion": create_connexion,
     "openapi_core": create_openapi_core,
 }
+
+
+def serve(variant: str) -> Any:
+    """What gunicorn serves (``bench.contract.apps:serve('floor')``): the variant's app, with
+    logging off for every variant alike (Connexion logs each 4xx at error level)."""
+    import logging
+
+    logging.disable(logging.CRITICAL)
+    return FACTORIES[variant]()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Request as WerkzeugRequest
@@ -59,9 +60,15 @@ class MockGuard:
         if scheme is None:
             return False
         if scheme.type == "apiKey":
-            where = {"header": http.headers, "query": http.args, "cookie": http.cookies}
-            source = where.get(scheme.location or "")
-            return bool(source is not None and source.get(scheme.parameter_name or ""))
+            name = scheme.parameter_name or ""
+            if scheme.location == "query":  # the raw query: the mock hides keys from `args`
+                query = parse_qsl(http.query_string.decode("latin-1"), keep_blank_values=True)
+                return any(key == name and value for key, value in query)
+            if scheme.location == "header":
+                return bool(http.headers.get(name))
+            if scheme.location == "cookie":
+                return bool(http.cookies.get(name))
+            return False
         if scheme.type == "mutualTLS":
             return True  # the TLS layer's business, not visible here
         kind = scheme.scheme if scheme.type == "http" else "bearer"

@@ -7,15 +7,13 @@ ECMA-262 patterns that Python cannot parse give None; the caller falls back to p
 
 from __future__ import annotations
 
+import importlib
 import re
 from typing import Any
 
-try:  # Python 3.11+: the parser lives in a private module of `re`
-    from re import _constants as _c
-    from re import _parser as _p
-except ImportError:  # pragma: no cover - older layouts
-    import sre_constants as _c  # type: ignore[no-redef]
-    import sre_parse as _p  # type: ignore[no-redef]
+# The parser lives in private modules of `re` (3.11+); typeshed does not describe them.
+_c: Any = importlib.import_module("re._constants")
+_p: Any = importlib.import_module("re._parser")
 
 _CANDIDATES = "a0A_-. z9Z"
 _CATEGORY = {
@@ -113,7 +111,7 @@ class _Writer:
 
 def _member(ch: str, op: Any, arg: Any) -> bool:
     if op is _c.LITERAL:
-        return ord(ch) == arg
+        return bool(ord(ch) == arg)
     if op is _c.RANGE:
         return bool(arg[0] <= ord(ch) <= arg[1])
     if op is _c.CATEGORY:

@@ -159,12 +159,13 @@ class _Builder:
     ) -> Any:
         rest = {k: v for k, v in schema.items() if k != key}
         candidates = []
-        for branch in _ordered(branches):
-            combined = {"allOf": [rest, branch]} if rest else branch
-            candidate = self.build(combined, depth, index, stack)
-            if self.synth.is_valid(schema, candidate):
-                return candidate
-            candidates.append(candidate)
+        for variant in range(index, index + 3):  # other values when branches overlap
+            for branch in _ordered(branches):
+                combined = {"allOf": [rest, branch]} if rest else branch
+                candidate = self.build(combined, depth, variant, stack)
+                if self.synth.is_valid(schema, candidate):
+                    return candidate
+                candidates.append(candidate)
         return candidates[0]
 
     def merged(self, schema: Mapping[str, Any], stack: tuple[str, ...]) -> dict[str, Any]:
@@ -260,7 +261,9 @@ class _Builder:
         items = schema.get("items", {})
         low = schema.get("minItems", 0)
         high = schema.get("maxItems")
-        wanted = 1 if self.options.optional and depth < _OPTIONAL_DEPTH and items is not False else 0
+        wanted = (
+            1 if self.options.optional and depth < _OPTIONAL_DEPTH and items is not False else 0
+        )
         count = max(low if isinstance(low, int) else 0, wanted, len(prefix) if low else 0)
         if isinstance(high, int):
             count = min(count, high)
@@ -271,11 +274,13 @@ class _Builder:
             sub = prefix[i] if i < len(prefix) else items
             result.append(self.build(sub, depth + 1, i, stack))
         contains = schema.get("contains")
-        if isinstance(contains, Mapping) and not any(
-            self.synth.is_valid(contains, v) for v in result
+        room = not isinstance(high, int) or len(result) < high
+        if (
+            isinstance(contains, Mapping)
+            and room
+            and not any(self.synth.is_valid(contains, v) for v in result)
         ):
-            if not isinstance(high, int) or len(result) < high:
-                result.append(self.build(contains, depth + 1, 0, stack))
+            result.append(self.build(contains, depth + 1, 0, stack))
         if schema.get("uniqueItems") is True:
             unique: list[Any] = []
             for value in result:
@@ -370,7 +375,7 @@ def _number(schema: Mapping[str, Any], integer: bool, index: int) -> int | float
         value = min(high, 1)
     else:
         value = 1
-    value += index
+    value += index if integer else index / 2
     if high is not None and value > high:
         value = high
     if isinstance(step, (int, float)) and step > 0:
@@ -378,7 +383,7 @@ def _number(schema: Mapping[str, Any], integer: bool, index: int) -> int | float
         if high is not None and value > high:
             value = math.floor(high / step) * step
     if integer:
-        return int(math.ceil(value)) if low is not None else int(value)
+        return math.ceil(value) if low is not None else int(value)
     return int(value) if float(value).is_integer() else value
 
 

@@ -8,7 +8,8 @@ pydantic model; form, multipart, text and binary bodies are decoded by their med
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -45,6 +46,8 @@ class _Media:
     model: type[BaseModel] | None
     form_fields: dict[str, Any]  # property name -> (coercer, is_array) for form-like bodies
     is_json: bool  # a JSON media type (not a wildcard)
+    is_valid: Callable[[Any], bool] | None  # the compiled validator's own check, no wrapper
+    build: Callable[[Any], Any] | None  # the model's pydantic-core validator (model_validate)
 
 
 # Distinct Content-Type values remembered per operation (the header is the client's choice).
@@ -59,14 +62,19 @@ class BodyParser:
         self._media: list[_Media] = []
         for media in request_body.content:
             model = getattr(models, media.model, None) if (models and media.model) else None
+            model = model if isinstance(model, type) and issubclass(model, BaseModel) else None
             schema = media.schema
+            validator = bundle.compile(schema) if schema is not None else None
             self._media.append(
                 _Media(
                     media_type=media.media_type.lower(),
-                    validator=bundle.compile(schema) if schema is not None else None,
-                    model=model if isinstance(model, type) else None,
+                    validator=validator,
+                    model=model,
                     form_fields=_form_fields(schema, bundle) if schema is not None else {},
                     is_json=_is_json(media.media_type.lower()),
+                    is_valid=validator.check if validator is not None else None,
+                    # What ``model.model_validate(value)`` calls, minus its Python wrapper.
+                    build=model.__pydantic_validator__.validate_python if model else None,
                 )
             )
         self.media_types = tuple(m.media_type for m in self._media)
@@ -125,11 +133,17 @@ class BodyParser:
                 raise BadRequest("A request body is required.", errors=[_body_required()])
             return None
         try:
-            value = json.loads(data)
+            # json.loads(data, parse_constant=...) without building a decoder per call.
+            value = _JSON_DECODER.decode(data.decode(_encoding(data), "surrogatepass"))
         except (ValueError, UnicodeDecodeError):
             raise BadRequest(
                 "The body is not valid JSON.", errors=[FieldError("body", "malformed JSON")]
             ) from None
+        if _ESCAPED_SURROGATE.search(data) and _has_lone_surrogate(value):
+            raise BadRequest(
+                "The body is not valid JSON text.",
+                errors=[FieldError("body", "a string holds an unpaired surrogate (RFC 7493)")],
+            )
         return self._validate(value, media)
 
     def _form(self, request: WerkzeugRequest, media: _Media) -> Any:
@@ -156,11 +170,12 @@ class BodyParser:
         return value
 
     def _validate(self, value: Any, media: _Media) -> Any:
-        self._check(value, media)
-        if media.model is None:
+        if media.is_valid is not None and not media.is_valid(value):
+            self._check(value, media)  # raises, listing every failure
+        if media.build is None:
             return value
         try:
-            return media.model.model_validate(value)
+            return media.build(value)
         except ValidationError as exc:
             raise BadRequest("The body is invalid.", errors=_pydantic_errors(exc)) from None
 
@@ -168,6 +183,41 @@ class BodyParser:
     def _check(value: Any, media: _Media) -> None:
         if media.validator is not None and not media.validator.is_valid(value):
             raise BadRequest("The body is invalid.", errors=media.validator.errors(value, "body"))
+
+
+def _encoding(data: bytes) -> str:
+    """``json.detect_encoding``, with its answer for the usual body (``{`` or ``[`` then an
+    ASCII byte: UTF-8, no BOM) given without its checks."""
+    if data[:1] in (b"{", b"[") and data[1:2] not in (b"", b"\x00"):
+        return "utf-8"
+    return json.detect_encoding(data)
+
+
+def _no_constant(name: str) -> Any:
+    # Python's json module reads NaN, Infinity and -Infinity; JSON (RFC 8259) has no such values.
+    raise ValueError(f"{name} is not JSON")
+
+
+_JSON_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+
+# A lone surrogate can only arrive escaped ("\\ud800"): raw UTF-8 cannot encode one. The
+# cheap byte search keeps the full walk off the common path.
+_ESCAPED_SURROGATE = re.compile(rb"\\[uU][dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether any string (or key) in the decoded JSON value holds an unpaired surrogate."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    return False
 
 
 def _body_required() -> FieldError:

@@ -27,9 +27,10 @@ from server.runtime import auth
 from server.runtime.auth import Principal
 from server.runtime.body import BodyParser
 from server.runtime.context import Reply, Request
+from server.runtime.errors import Unauthenticated
 from server.runtime.middleware import REQUEST_ID_KEY, request_id_for
 from server.runtime.pagination import CursorCodec, page_request
-from server.runtime.params import ParameterParser, RawParameters
+from server.runtime.params import ParameterParser, ParsedParameters, RawParameters
 from server.runtime.schemas import SchemaBundle
 from server.state import AppState
 
@@ -72,6 +73,12 @@ def render(result: Any) -> Response:
     if result is None:
         return Response(status=204)
     reply = result if isinstance(result, Reply) else Reply(body=result)
+    if not reply.headers and not reply.cookies and reply.media_type == JSON_CONTENT_TYPE:
+        if reply.body is None:
+            return Response(status=reply.status)
+        return Response(
+            encode_json(reply.body), status=reply.status, content_type=JSON_CONTENT_TYPE
+        )
     if reply.body is None:
         response = Response(status=reply.status)
     elif isinstance(reply.body, (bytes, str)) and reply.media_type != "application/json":
@@ -163,7 +170,10 @@ class GantryGuard:
         if () in operation.security and not (creds.authorization or creds.session_cookie):
             return None  # optional security, nothing presented
         principal = auth.authenticate(self.state.credentials, session(), creds)
-        if principal is not None and principal.kind == "session":  # only sessions need CSRF
+        if principal is None:
+            # A secured operation without a credential is a 401 before anything else is read.
+            raise Unauthenticated()
+        if principal.kind == "session":  # only sessions need CSRF
             auth.check_csrf(principal, creds, self.state.allowed_origins(http.host_url))
         return principal
 
@@ -224,6 +234,7 @@ class Dispatcher:
             if p.location == "path" and p.python_name != p.name
         }
         reads_cookies = "cookie" in params.locations
+        has_parameters = bool(params.locations)
         guard, cursors, state, factory = self.guard, self.cursors, self.state, self.session_factory
         authenticate, authorize = guard.authenticate, guard.authorize
         op_id = operation.operation_id
@@ -238,17 +249,21 @@ class Dispatcher:
             ok = False
             try:
                 principal = authenticate(operation, http, tx)
-                parsed = params.parse(
-                    RawParameters(
-                        path={renames.get(k, k): v for k, v in raw_path.items()}
-                        if renames
-                        else raw_path,
-                        # No query string: nothing to parse (and no unknown parameter).
-                        query=http.args if environ.get("QUERY_STRING") else _NO_QUERY,
-                        headers=http.headers,
-                        cookies=http.cookies if reads_cookies else _NO_COOKIES,
+                query_string = environ.get("QUERY_STRING")
+                if query_string or has_parameters:
+                    parsed = params.parse(
+                        RawParameters(
+                            path={renames.get(k, k): v for k, v in raw_path.items()}
+                            if renames
+                            else raw_path,
+                            # No query string: nothing to parse (and no unknown parameter).
+                            query=http.args if query_string else _NO_QUERY,
+                            headers=http.headers,
+                            cookies=http.cookies if reads_cookies else _NO_COOKIES,
+                        )
                     )
-                )
+                else:  # no parameters declared, none sent: nothing to parse
+                    parsed = ParsedParameters()
                 role = authorize(operation, principal, parsed.path, tx)
                 req = Request(
                     operation_id=op_id,

@@ -148,6 +148,14 @@ class RateLimited(ClientError):
         )
 
 
+class NotImplementedYet(ServerError):
+    """Raised by the stubs `gantry scaffold` writes for operations that have no handler yet."""
+
+    status = 501
+    title = "Not Implemented"
+    code = "not_implemented"
+
+
 class InternalError(ServerError):
     """Raised (or substituted) for anything unexpected; rendered without internals."""
 

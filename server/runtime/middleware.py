@@ -65,11 +65,17 @@ def current_request_id() -> str:
 
 
 class _Globals(_AppCtxGlobals):
-    """``flask.g`` with ``request_id``, read from the WSGI environ."""
+    """``flask.g`` with ``request_id``, kept in the WSGI environ."""
 
     @property
     def request_id(self) -> str:
         return current_request_id()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "request_id":  # the environ holds it; the response header follows
+            request.environ[REQUEST_ID_KEY] = value
+        else:
+            super().__setattr__(name, value)
 
 
 class RequestIdMiddleware:
@@ -79,31 +85,45 @@ class RequestIdMiddleware:
         self.app = app
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        request_id = request_id_for(environ)
+        if REQUEST_ID_KEY not in environ:
+            request_id_for(environ)
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            names = {name.lower() for name, _ in headers}
-            if "x-request-id" in names:  # ours wins over one a view set
-                headers = [(k, v) for k, v in headers if k.lower() != "x-request-id"]
-            else:
-                headers = list(headers)
-            headers.append(("X-Request-Id", request_id))
-            if names.isdisjoint(_DEFAULT_NAMES):
-                headers.extend(_HEADER_DEFAULTS)
-            else:  # a view's own value wins over the default
-                headers.extend((k, v) for k, v in _HEADER_DEFAULTS if k.lower() not in names)
-            if "content-security-policy" not in names and _is_html(headers):
-                headers.append(("Content-Security-Policy", HTML_CSP))
-            return start_response(status, headers, exc_info)
+            request_id = environ[REQUEST_ID_KEY]  # as it is now: ``g.request_id`` may set it
+            names = [name.lower() for name, _ in headers]
+            if _RESERVED.isdisjoint(names):  # the common case: nothing of ours is set yet
+                out = [*headers, ("X-Request-Id", request_id), *_HEADER_DEFAULTS]
+                if "content-type" in names and _is_html(headers[names.index("content-type")][1]):
+                    out.append(("Content-Security-Policy", HTML_CSP))
+                return start_response(status, out, exc_info)
+            return start_response(status, _merge(headers, names, request_id), exc_info)
 
         return self.app(environ, start)
 
 
-def _is_html(headers: list[tuple[str, str]]) -> bool:
-    for name, value in headers:
-        if name.lower() == "content-type":
-            return value.split(";", 1)[0].strip().lower() == "text/html"
-    return False
+# Header names the middleware sets or defaults; the fast path applies when none is present.
+_RESERVED = frozenset({"x-request-id", "content-security-policy", *_DEFAULT_NAMES})
+
+
+def _merge(
+    headers: list[tuple[str, str]], names: list[str], request_id: str
+) -> list[tuple[str, str]]:
+    """The slow path: the view set some of these headers itself."""
+    present = set(names)
+    out = [(k, v) for k, v in headers if k.lower() != "x-request-id"]  # ours wins
+    out.append(("X-Request-Id", request_id))
+    out.extend((k, v) for k, v in _HEADER_DEFAULTS if k.lower() not in present)  # theirs win
+    if (
+        "content-security-policy" not in present
+        and "content-type" in present
+        and _is_html(headers[names.index("content-type")][1])
+    ):
+        out.append(("Content-Security-Policy", HTML_CSP))
+    return out
+
+
+def _is_html(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() == "text/html"
 
 
 def install_request_hooks(app: Flask) -> None:

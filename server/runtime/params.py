@@ -19,7 +19,7 @@ from server.runtime.errors import BadRequest, FieldError
 from server.runtime.schemas import CompiledSchema, JsonSchema, SchemaBundle
 
 Coerce = Callable[[str], Any]
-# ASCII digits only: ``\d`` (and Python's int()/float()) would also take "٧", "1_000", " 7".
+# ASCII digits only: ``\d`` (and Python's int()/float()) would also take Arabic-Indic digits, "1_000", " 7".
 _INTEGER = re.compile(r"[+-]?[0-9]{1,40}")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _DELIMITERS = {"spaceDelimited": " ", "pipeDelimited": "|"}
@@ -97,7 +97,7 @@ def _to_integer(raw: str) -> int:
 def _to_number(raw: str) -> int | float:
     if _INTEGER.fullmatch(raw):
         return int(raw)
-    if not _NUMBER.fullmatch(raw):  # no "nan", "inf", "1_0", " 1", "٧"
+    if not _NUMBER.fullmatch(raw):  # no "nan", "inf", "1_0", " 1", non-ASCII digits
         raise CoercionError("must be a number")
     value = float(raw)
     if not math.isfinite(value):  # "1e999"

@@ -2,12 +2,18 @@
 
 Every schema is compiled once, at start-up, with jsonschema-rs (Draft 2020-12: the generator
 has already normalised OpenAPI 3.0 dialect). ``$ref``s resolve inside ``schemas.json``.
+
+One difference survives normalisation: in OpenAPI 3.0 (JSON Schema draft Wright-00) an
+``integer`` is a number written without a fraction, so ``1.0`` is not one; from draft 6 on (and
+in OpenAPI 3.1) it is. For a package generated from a 3.0 document, every ``type: integer``
+gets the extra keyword ``x-gantry-oas30-integer``, which refuses floats.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from importlib import resources
 from types import ModuleType
@@ -23,16 +29,22 @@ JsonSchema = Mapping[str, Any]
 class SchemaBundle:
     """The normalised component schemas of one generated package, and validators over them."""
 
-    def __init__(self, components: Mapping[str, Any]) -> None:
+    def __init__(self, components: Mapping[str, Any], *, oas30: bool = False) -> None:
         self.components = components
-        self._schemas: Mapping[str, Any] = components.get("schemas", {})
+        self.oas30 = oas30
+        schemas: Mapping[str, Any] = components.get("schemas", {})
+        self._schemas = schemas  # as generated: what ``resolve`` returns
+        self._compiled_schemas = _strict_integers(schemas) if oas30 else schemas
 
     @classmethod
     def from_package(cls, package: ModuleType) -> SchemaBundle:
-        """Load ``schemas.json`` beside the generated package's modules."""
-        text = resources.files(package).joinpath("schemas.json").read_text(encoding="utf-8")
-        document = json.loads(text)
-        return cls(document.get("components", {}))
+        """Load ``schemas.json`` beside the generated package's modules (and, from its
+        ``openapi.json``, whether the source document was OpenAPI 3.0)."""
+        folder = resources.files(package)
+        document = json.loads(folder.joinpath("schemas.json").read_text(encoding="utf-8"))
+        spec = folder.joinpath("openapi.json")
+        oas30 = spec.is_file() and _OAS30.search(spec.read_text(encoding="utf-8")) is not None
+        return cls(document.get("components", {}), oas30=oas30)
 
     def resolve(self, schema: JsonSchema) -> JsonSchema:
         """Follow ``#/components/schemas/…`` references until a concrete schema is reached."""
@@ -50,19 +62,56 @@ class SchemaBundle:
 
     def compile(self, schema: JsonSchema) -> CompiledSchema:
         """Compile ``schema`` (which may reference components) into a reusable validator."""
-        root = dict(schema)
-        if self._schemas:
-            root["components"] = {"schemas": self._schemas}
-        return CompiledSchema(jsonschema_rs.Draft202012Validator(root, validate_formats=True))
+        root = dict(_strict_integers(schema) if self.oas30 else schema)
+        if self._compiled_schemas:
+            root["components"] = {"schemas": self._compiled_schemas}
+        return CompiledSchema(
+            jsonschema_rs.Draft202012Validator(
+                root,
+                validate_formats=True,
+                keywords={OAS30_INTEGER: _Oas30Integer} if self.oas30 else None,
+            )
+        )
+
+
+# ``"openapi": "3.0.x"`` near the top of the generated openapi.json.
+_OAS30 = re.compile(r'"openapi"\s*:\s*"3\.0\.')
+OAS30_INTEGER = "x-gantry-oas30-integer"
+
+
+def _strict_integers(schema: Any) -> Any:
+    """A copy of ``schema`` in which every integer-only ``type`` also carries ``OAS30_INTEGER``."""
+    if isinstance(schema, list):
+        return [_strict_integers(item) for item in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    copied = {key: _strict_integers(value) for key, value in schema.items()}
+    kind = schema.get("type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    if "integer" in kinds and "number" not in kinds:
+        copied[OAS30_INTEGER] = True
+    return copied
+
+
+class _Oas30Integer:
+    """Custom keyword: a float (``1.0``) is not an OpenAPI 3.0 integer."""
+
+    def __init__(self, parent_schema: Any, value: Any, schema_path: Any) -> None:
+        self.enabled = bool(value)
+
+    def validate(self, instance: Any) -> None:
+        if self.enabled and isinstance(instance, float):
+            raise ValueError(f'{instance!r} is not of type "integer"')
 
 
 class CompiledSchema:
     """A compiled validator that reports failures as ``FieldError``s under a location prefix."""
 
-    __slots__ = ("_validator",)
+    __slots__ = ("_validator", "check")
 
     def __init__(self, validator: Any) -> None:
         self._validator = validator
+        self.check: Callable[[Any], bool] = validator.is_valid  # ``is_valid`` without a wrapper
 
     def is_valid(self, instance: Any) -> bool:
         """Whether ``instance`` satisfies the schema."""

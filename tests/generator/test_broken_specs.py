@@ -19,6 +19,12 @@ def test_every_case_has_a_snapshot() -> None:
         "missing_401_403",
         "undeclared_path_param",
         "yaml_syntax_error",
+        "yaml_bad_indent",
+        "invalid_schema",
+        "invalid_schema_30",
+        "invalid_structure",
+        "many_problems",
+        "bad_version",
     } <= set(CASES)
 
 
@@ -44,9 +50,65 @@ def test_failure_leaves_an_existing_tree_untouched(generate: Generate, tmp_path:
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
-def test_diagnostic_lines_point_at_the_defect() -> None:
-    # duplicate operationId: the line of the second `operationId: getPet`
-    spec = (BROKEN / "duplicate_operation_id.yaml").read_text().splitlines()
-    line = (BROKEN / "duplicate_operation_id.expected").read_text().splitlines()[0]
-    _, number, column, _ = line.split(":", 3)
-    assert spec[int(number) - 1][int(column) - 1 :].startswith("operationId: getPet")
+# What the spec holds at each diagnostic's line:column, in the order of the snapshot.
+DEFECTS = {
+    "yaml_syntax_error": ['{"200": {description: ok}'],  # the `{` that is never closed
+    "yaml_bad_indent": ["responses: {}"],
+    "dangling_ref": [
+        "get:",
+        '$ref: "#/components/parameters/Limit"',
+        "schema: {$ref:",
+        '$ref: "#/components/schemas/PetPage"',
+        '$ref: "#/components/schemas/Owner"',
+        '$ref: "./other.yaml#/Pet"',
+    ],
+    "duplicate_operation_id": ["operationId: getPet", "put:"],
+    "undeclared_path_param": ["/pets/{pet_id}:", "{name: pet_id, in: path"],
+    "invalid_schema": [
+        "minimum: one",
+        "required: name",
+        "type: strin",
+        "maxLength: -1",
+        "items: [{type: string}]",
+    ],
+    "invalid_schema_30": [
+        'type: [string, "null"]',
+        'type: [string, "null"]',
+        'minimum: "0"',
+        "nullable: maybe",
+    ],
+    "invalid_structure": [
+        "/pets/{pet_id}:",  # POST declares no pet_id
+        "in: body",
+        '"2000":',
+        "requestbody:",
+        "responses: {}",
+    ],
+    "bad_version": ["openapi: 2.0.0"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(DEFECTS))
+def test_diagnostics_point_at_the_defect(case: str) -> None:
+    spec = (BROKEN / f"{case}.yaml").read_text().splitlines()
+    lines = (BROKEN / f"{case}.expected").read_text().splitlines()[:-1]  # minus the summary
+    found = []
+    for line in lines:
+        _, number, column, _ = line.split(":", 3)
+        found.append(spec[int(number) - 1][int(column) - 1 :])
+    assert len(found) == len(DEFECTS[case])
+    for text, expected in zip(found, DEFECTS[case], strict=True):
+        assert text.startswith(expected), (text, expected)
+
+
+def test_every_problem_is_listed_at_once(generate: Generate, tmp_path: Path) -> None:
+    result = generate(BROKEN / "many_problems.yaml", tmp_path / "out")
+    kinds = [
+        "is not declared",
+        "is also used by",
+        "does not occur in",
+        "does not resolve",
+        "is not defined in components/securitySchemes",
+    ]
+    assert all(kind in result.stderr for kind in kinds)
+    assert result.stderr.endswith("5 error(s), 2 warning(s); nothing written\n")

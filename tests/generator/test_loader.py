@@ -55,8 +55,17 @@ def test_syntax_error_is_located() -> None:
     with pytest.raises(GenerationFailed) as failure:
         loads(b"a: [1, 2\nb: 3\n", Path("spec.yaml"))
     (problem,) = failure.value.diagnostics
-    assert (problem.line, problem.severity) == (2, "error")
-    assert "flow sequence that starts at 1:4" in problem.message
+    # at the `[` that is never closed, not where libyaml noticed (line 2)
+    assert (problem.line, problem.column, problem.severity) == (1, 4, "error")
+    assert "this flow sequence is not closed" in problem.message
+    assert "by 2:" in problem.message
+
+
+def test_other_syntax_errors_are_located_where_libyaml_sees_them() -> None:
+    with pytest.raises(GenerationFailed) as failure:
+        loads(b"a:\n  b: 1\n c: 2\n", Path("spec.yaml"))
+    (problem,) = failure.value.diagnostics
+    assert (problem.line, problem.column) == (3, 2)
 
 
 def test_anchors_and_merge_keys_are_expanded() -> None:

@@ -43,7 +43,9 @@ class LazyMock:
         self.spec = spec
         self.app: Any = None
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         if self.app is None:
             self.app = create_mock_app(self.spec, cache_dir=CACHE)
         result: Iterable[bytes] = self.app(environ, start_response)

@@ -37,3 +37,10 @@ def test_openapi_and_docs_can_be_switched_off(tmp_path: Path) -> None:
         response = client.get(path)
         assert response.status_code == 404, path
         assert response.content_type == "application/problem+json"
+
+
+def test_missing_credentials_are_reported_before_bad_parameters(tmp_path: Path) -> None:
+    app = create_app(Config(database_url=f"sqlite:///{tmp_path}/t.db", var_dir=tmp_path))
+    response = app.test_client().get("/api/v1/users/lookup")  # no credential, no email
+    assert response.status_code == 401
+    assert response.get_json()["code"] == "unauthenticated"

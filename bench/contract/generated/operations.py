@@ -46,6 +46,7 @@ class MediaBody:
     media_type: str
     schema: JsonSchema
     model: str | None  # the models.py class of a JSON body that is a component schema
+    examples: Mapping[str, Any]  # name -> value; a lone `example` is named "example"
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class Response:
     status: str  # "200", "4XX" or "default"
     content: tuple[MediaBody, ...]
     headers: tuple[str, ...]  # names, as in the spec
+    header_schemas: Mapping[str, JsonSchema]  # name -> schema
+    required_headers: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,23 @@ class Operation:
     request_body: RequestBody | None
     responses: tuple[Response, ...]
     is_list: bool  # follows the pagination convention (limit, cursor -> items, next_cursor)
+
+
+@dataclass(frozen=True)
+class Callback:
+    """A request the API sends rather than serves: a webhook, or an operation's callback.
+
+    Recorded for documentation and mocks; no route is registered for it.
+    """
+
+    kind: str  # "webhook" or "callback"
+    name: str  # the webhook's name, or the callback's name in its operation
+    source: str | None  # the operationId that declares the callback
+    expression: str | None  # the callback's URL expression, e.g. {$request.body#/url}
+    method: str
+    operation_id: str | None
+    request_body: RequestBody | None
+    responses: tuple[Response, ...]
 
 
 SECURITY_SCHEMES: Mapping[str, SecurityScheme] = {
@@ -140,9 +160,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/ItemPage"},
                         model="ItemPage",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -151,9 +174,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="401",
@@ -162,9 +188,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="403",
@@ -173,9 +202,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
         ),
         is_list=True,
@@ -198,6 +230,9 @@ OPERATIONS: tuple[Operation, ...] = (
                     media_type="application/json",
                     schema={"$ref": "#/components/schemas/ItemCreate"},
                     model="ItemCreate",
+                    examples={
+                        "example": {"name": "widget", "price": 9.5, "quantity": 3, "tags": ["blue"]}
+                    },
                 ),
             ),
         ),
@@ -209,9 +244,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/Item"},
                         model="Item",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -220,9 +258,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="401",
@@ -231,9 +272,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="403",
@@ -242,9 +286,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
         ),
         is_list=False,
@@ -279,9 +326,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/json",
                         schema={"$ref": "#/components/schemas/Item"},
                         model="Item",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="400",
@@ -290,9 +340,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="401",
@@ -301,9 +354,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="403",
@@ -312,9 +368,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
             Response(
                 status="404",
@@ -323,9 +382,12 @@ OPERATIONS: tuple[Operation, ...] = (
                         media_type="application/problem+json",
                         schema={"$ref": "#/components/schemas/Problem"},
                         model="Problem",
+                        examples={},
                     ),
                 ),
                 headers=(),
+                header_schemas={},
+                required_headers=(),
             ),
         ),
         is_list=False,
@@ -333,3 +395,9 @@ OPERATIONS: tuple[Operation, ...] = (
 )
 
 OPERATIONS_BY_ID: Mapping[str, Operation] = {op.operation_id: op for op in OPERATIONS}
+
+# 3.1 `webhooks`, sorted by name and method.
+WEBHOOKS: tuple[Callback, ...] = ()
+
+# Operations' `callbacks`, in operation order.
+CALLBACKS: tuple[Callback, ...] = ()

@@ -1,0 +1,699 @@
+"""The people and resources the suite needs, built through the public API of the target.
+
+Everything here goes over HTTP with the superadmin token, so the same world is built in-process
+and against a live server:
+
+* the **example people**: every email that the spec's request examples pair with a password
+  (``ada@example.com`` signs in in the ``login`` example) exists, active, with that password;
+* a **user per workspace role** plus an outsider, each signed in once (a cookie session) and
+  holding a personal access token with every scope;
+* **scopes**: a workspace owned by the ``owner`` user, with a member and an API key of each
+  role; a fresh scope is made whenever a request could destroy or fill up the shared one;
+* **callers**: one per kind of credential the spec distinguishes (see ``callers``).
+
+Requests built from the spec (``request_for``) take the operation's example body and adjust only
+what a second run cannot reuse, by the *type* of each property: ``Email`` and ``Slug`` values are
+made unique in operations that create something (201), and in operations under a workspace a
+``UserId``/``Email`` names a real user who is not a member yet. Path parameters come from the
+operations that produce them, found through the spec's OpenAPI links. No operation is named.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import itertools
+import re
+import time
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+
+from contract_tests import spec
+from contract_tests.spec import Document, Link
+from contract_tests.target import Target, run_id
+from generated.operations import Operation
+
+CSRF_HEADER = ("X-Requested-With", "XMLHttpRequest")
+_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
+SESSION_COOKIE = "session"
+DEFAULT_PASSWORD = "contract-suite-password"
+EMAIL_DOMAIN = "example.com"
+MAX_RATE_LIMIT_WAIT = 75.0  # seconds to wait in total for one rate-limited request (live mode)
+
+
+# The callers of the auth matrix, one per kind of credential the spec tells apart (``callers``).
+CALLER_NAMES = (
+    "anonymous",
+    "malformed_token",
+    "unknown_pat",
+    "expired_key",
+    "revoked_key",
+    "revoked_pat",
+    *(f"{role}_pat" for role in spec.WORKSPACE_ROLES),
+    "owner_read_pat",
+    "non_member_pat",
+    "superadmin_pat",
+    "viewer_api_key",
+    "operator_api_key",
+    "editor_api_key",
+    "admin_api_key",
+    "foreign_api_key",
+    "owner_session",
+)
+
+
+class WorldError(RuntimeError):
+    """The world could not be built: the server refused a request the spec says must work."""
+
+
+def cookie_less_session() -> requests.Session:
+    """A requests session that never stores cookies: each request carries exactly its own."""
+    session = requests.Session()
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return session
+
+
+@dataclass(frozen=True)
+class Caller:
+    """One credential, and what the spec's auth rules need to know about it."""
+
+    name: str
+    kind: str  # none | invalid | session | pat | api_key
+    headers: Mapping[str, str] = field(default_factory=dict)
+    cookies: Mapping[str, str] = field(default_factory=dict)
+    invalid_code: str | None = None  # for kind "invalid": the 401 code it must get
+    superadmin: bool = False
+    scopes: frozenset[str] = frozenset()
+    role: str | None = None  # role in the scope's workspace (resolved per scope)
+    user: str | None = None  # the user's role name in the world ("owner", "outsider"…)
+    key_role: str | None = None  # for API keys of the scope: the key's role
+
+    def describe(self) -> str:
+        return self.name
+
+
+@dataclass
+class Account:
+    """A user of the world with a session and an all-scope PAT."""
+
+    name: str
+    id: str
+    email: str
+    password: str
+    session: str = ""
+    pat: str = ""
+    superadmin: bool = False
+
+
+@dataclass
+class Scope:
+    """A workspace with a member and an API key of each role (the owner created it)."""
+
+    workspace_id: str
+    members: dict[str, str]  # role -> user name in the world
+    keys: dict[str, str]  # key role -> secret
+
+
+class World:
+    """Builds and remembers the suite's fixtures on one target."""
+
+    def __init__(self, target: Target, document: Document) -> None:
+        self.target = target
+        self.doc = document
+        self.http = cookie_less_session()
+        self.run = run_id()
+        self._counter = itertools.count(1)
+        self.origin = target.base_url
+        self.accounts: dict[str, Account] = {}
+        self.password = self._examples_password()
+        self.token_scopes = self._token_scopes()
+        self.extra_callers: dict[str, Caller] = {}
+        self._cache: dict[tuple[str, str, str], Any] = {}
+        self.scope: Scope | None = None
+        self.foreign_scope: Scope | None = None
+
+    # ── HTTP ──────────────────────────────────────────────────────────────────────────────────
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        caller: Caller | None = None,
+        bearer: str | None = None,
+        session: str | None = None,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        expect: int | None = None,
+    ) -> requests.Response:
+        """One request to the API; waits out 429 (live servers rate-limit sign-ins)."""
+        headers: dict[str, str] = {}
+        cookies: dict[str, str] = {}
+        if caller is not None:
+            headers.update(caller.headers)
+            cookies.update(caller.cookies)
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        if session:
+            cookies[SESSION_COOKIE] = session
+            headers.update(self.csrf_headers())
+        waited = 0.0
+        while True:
+            response = self.http.request(
+                method,
+                self.target.url(path),
+                headers=headers,
+                cookies=cookies,
+                json=json,
+                params=params,
+                timeout=60,
+            )
+            if response.status_code != 429 or waited >= MAX_RATE_LIMIT_WAIT:
+                break
+            pause = min(float(response.headers.get("Retry-After", "5") or 5), 30.0) + 0.5
+            time.sleep(pause)
+            waited += pause
+        if expect is not None and response.status_code != expect:
+            raise WorldError(
+                f"{method} {path} answered {response.status_code}, expected {expect}: "
+                f"{response.text[:500]}"
+            )
+        return response
+
+    def csrf_headers(self) -> dict[str, str]:
+        """What a browser on the server's own origin sends with a cookie write."""
+        return {CSRF_HEADER[0]: CSRF_HEADER[1], "Origin": self.origin}
+
+    def unique(self, stem: str) -> str:
+        return f"{stem}-{self.run}-{next(self._counter)}"
+
+    def unique_email(self, stem: str = "user") -> str:
+        return f"{self.unique(stem)}@{EMAIL_DOMAIN}"
+
+    # ── what the spec's examples assume ───────────────────────────────────────────────────────
+
+    def _examples_password(self) -> str:
+        """The password the examples expect a signed-in user to have (``current_password``)."""
+        for op in spec.operations():
+            example = self.doc.request_example(op)
+            if isinstance(example, Mapping) and isinstance(example.get("current_password"), str):
+                return str(example["current_password"])
+        return DEFAULT_PASSWORD
+
+    def _token_scopes(self) -> list[str]:
+        """Every personal access token scope (the ``TokenScope`` enum)."""
+        for op in spec.operations():
+            schema = self.doc.request_schema(op)
+            scopes = schema.get("properties", {}).get("scopes")
+            if scopes and op.method == "POST" and spec.accepts_session(op):
+                items = self.doc.resolve(scopes.get("items", {}))
+                if items.get("enum") and "read" in items["enum"]:
+                    return [str(s) for s in items["enum"]]
+        return []
+
+    def example_people(self) -> dict[str, str]:
+        """Email -> password for every person the request examples sign in as."""
+        people: dict[str, str] = {}
+        for op in spec.operations():
+            example = self.doc.request_example(op)
+            if (
+                isinstance(example, Mapping)
+                and isinstance(example.get("email"), str)
+                and isinstance(example.get("password"), str)
+                and not self._creates(op)
+            ):
+                people[str(example["email"])] = str(example["password"])
+        for op in spec.operations():  # people looked up by a query example
+            for p in op.parameters:
+                value = self.doc.parameter_example(op, p.name) if p.location == "query" else None
+                if p.name == "email" and isinstance(value, str):
+                    people.setdefault(value, self.password)
+        return people
+
+    def _creates(self, op: Operation) -> bool:
+        return 201 in spec.success_statuses(op)
+
+    # ── building ──────────────────────────────────────────────────────────────────────────────
+
+    def build(self) -> World:
+        """Create the example people, the accounts, the shared scope and the callers."""
+        for email, password in self.example_people().items():
+            self.ensure_user(email, password)
+        superadmin = self.send("GET", "/auth/me", bearer=self.target.token, expect=200).json()
+        if not (superadmin.get("user") or {}).get("is_superadmin"):
+            raise WorldError("the suite's token must belong to a superadmin")
+        self.accounts["superadmin"] = Account(
+            name="superadmin",
+            id=superadmin["user"]["id"],
+            email=superadmin["user"]["email"],
+            password="",
+            pat=self.target.token,
+            superadmin=True,
+        )
+        for name in (*spec.WORKSPACE_ROLES, "outsider"):
+            self.accounts[name] = self.new_account(name, with_pat=True)
+        self.scope = self.new_scope()
+        self.foreign_scope = self.new_scope(members=False)
+        self._extra_callers()
+        return self
+
+    def ensure_user(self, email: str, password: str) -> str:
+        """An active user with this email and password (created, or reset by the superadmin)."""
+        created = self.send(
+            "POST",
+            "/admin/users",
+            bearer=self.target.token,
+            json={"email": email, "name": email.split("@")[0], "password": password},
+        )
+        if created.status_code == 201:
+            return str(created.json()["id"])
+        if created.status_code != 409:
+            raise WorldError(f"cannot create {email}: {created.status_code} {created.text[:300]}")
+        found = self.send(
+            "GET",
+            "/admin/users",
+            bearer=self.target.token,
+            params={"q": email, "limit": 200},
+            expect=200,
+        ).json()["items"]
+        user = next(u for u in found if u["email"].lower() == email.lower())
+        self.send(
+            "PATCH",
+            f"/admin/users/{user['id']}",
+            bearer=self.target.token,
+            json={"password": password, "status": "active"},
+            expect=200,
+        )
+        return str(user["id"])
+
+    def new_user(self, stem: str = "user") -> tuple[str, str]:
+        """A fresh active user: (id, email)."""
+        email = self.unique_email(stem)
+        user_id = self.ensure_user(email, self.password)
+        return user_id, email
+
+    def login(self, email: str, password: str) -> str:
+        response = self.send(
+            "POST", "/auth/login", json={"email": email, "password": password}, expect=200
+        )
+        value = response.cookies.get(SESSION_COOKIE)
+        if not value:
+            for header in response.raw.headers.getlist("Set-Cookie"):
+                name, _, rest = header.partition("=")
+                if name.strip() == SESSION_COOKIE:
+                    value = rest.split(";", 1)[0]
+        if not value:
+            raise WorldError("login set no session cookie")
+        return value
+
+    def new_account(self, name: str, *, with_pat: bool) -> Account:
+        user_id, email = self.new_user(name)
+        account = Account(name=name, id=user_id, email=email, password=self.password)
+        account.session = self.login(email, self.password)
+        if with_pat:
+            account.pat = self.new_pat(account.session, self.token_scopes)[1]
+        return account
+
+    def new_pat(self, session: str, scopes: list[str], name: str = "contract") -> tuple[str, str]:
+        """(id, secret) of a new personal access token of the session's user."""
+        expires = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = self.send(
+            "POST",
+            "/tokens",
+            session=session,
+            json={"name": name, "scopes": scopes, "expires_at": expires},
+            expect=201,
+        ).json()
+        return str(body["id"]), str(body["token"])
+
+    def new_scope(self, *, members: bool = True) -> Scope:
+        owner = self.accounts["owner"]
+        ws = self.send(
+            "POST",
+            "/workspaces",
+            bearer=owner.pat,
+            json={"name": self.unique("Contract"), "slug": self.unique("contract").lower()},
+            expect=201,
+        ).json()
+        scope = Scope(workspace_id=ws["id"], members={"owner": "owner"}, keys={})
+        if members:
+            for role in spec.WORKSPACE_ROLES[:-1]:
+                self.send(
+                    "POST",
+                    f"/workspaces/{ws['id']}/members",
+                    bearer=owner.pat,
+                    json={"user_id": self.accounts[role].id, "role": role},
+                    expect=201,
+                )
+                scope.members[role] = role
+        for role in self.doc.enum_of("ApiKeyRole") if members else ["admin"]:
+            scope.keys[role] = self.new_api_key(ws["id"], role)[1]
+        return scope
+
+    def new_api_key(
+        self, workspace_id: str, role: str, expires_at: str | None = None
+    ) -> tuple[str, str]:
+        body = self.send(
+            "POST",
+            f"/workspaces/{workspace_id}/api-keys",
+            bearer=self.accounts["owner"].pat,
+            json={"name": self.unique(f"key-{role}"), "role": role, "expires_at": expires_at},
+            expect=201,
+        ).json()
+        return str(body["id"]), str(body["key"])
+
+    def _extra_callers(self) -> None:
+        assert self.scope is not None
+        owner = self.accounts["owner"]
+        ws = self.scope.workspace_id
+        past = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        _, expired_key = self.new_api_key(ws, "viewer", expires_at=past)
+        revoked_key_id, revoked_key = self.new_api_key(ws, "viewer")
+        self.send(
+            "DELETE", f"/workspaces/{ws}/api-keys/{revoked_key_id}", bearer=owner.pat, expect=204
+        )
+        revoked_pat_id, revoked_pat = self.new_pat(owner.session, self.token_scopes, "revoked")
+        self.send("DELETE", f"/tokens/{revoked_pat_id}", session=owner.session, expect=204)
+        _, read_pat = self.new_pat(owner.session, ["read"], "read-only")
+        self.extra_callers = {
+            "expired_key": Caller(
+                "expired_key", "invalid", _bearer(expired_key), invalid_code="token_expired"
+            ),
+            "revoked_key": Caller(
+                "revoked_key", "invalid", _bearer(revoked_key), invalid_code="token_revoked"
+            ),
+            "revoked_pat": Caller(
+                "revoked_pat", "invalid", _bearer(revoked_pat), invalid_code="token_revoked"
+            ),
+            "owner_read_pat": Caller(
+                "owner_read_pat", "pat", _bearer(read_pat), user="owner", scopes=frozenset({"read"})
+            ),
+        }
+
+    # ── callers ───────────────────────────────────────────────────────────────────────────────
+
+    def callers(self, scope: Scope | None = None) -> list[Caller]:
+        """One caller per kind of credential, with roles resolved in ``scope``.
+
+        none; malformed and unknown bearer tokens; expired and revoked API keys; a revoked PAT;
+        a PAT of each workspace member (every scope) and of a non-member; a read-only PAT; the
+        superadmin's PAT (not a member); an API key of each key role and one of another
+        workspace; and the owner's cookie session (with the CSRF headers).
+        """
+        scope = scope or self.scope
+        assert scope is not None and self.foreign_scope is not None
+        all_scopes = frozenset(self.token_scopes)
+        result = [
+            Caller("anonymous", "none"),
+            Caller(
+                "malformed_token",
+                "invalid",
+                {"Authorization": "Bearer not-a-gantry-token"},
+                invalid_code="unauthenticated",
+            ),
+            Caller(
+                "unknown_pat",
+                "invalid",
+                _bearer("pat_" + "Unknown0Token0" * 2 + "abcdefghijkl"),
+                invalid_code="unauthenticated",
+            ),
+            self.extra_callers["expired_key"],
+            self.extra_callers["revoked_key"],
+            self.extra_callers["revoked_pat"],
+        ]
+        for role in spec.WORKSPACE_ROLES:
+            account = self.accounts[role]
+            result.append(
+                Caller(f"{role}_pat", "pat", _bearer(account.pat), scopes=all_scopes, user=role)
+            )
+        result.append(replace(self.extra_callers["owner_read_pat"]))
+        result.append(
+            Caller(
+                "non_member_pat",
+                "pat",
+                _bearer(self.accounts["outsider"].pat),
+                scopes=all_scopes,
+                user="outsider",
+            )
+        )
+        result.append(
+            Caller(
+                "superadmin_pat",
+                "pat",
+                _bearer(self.target.token),
+                scopes=all_scopes,
+                superadmin=True,
+                user="superadmin",
+            )
+        )
+        for role, secret in scope.keys.items():
+            result.append(Caller(f"{role}_api_key", "api_key", _bearer(secret), key_role=role))
+        result.append(
+            Caller(
+                "foreign_api_key",
+                "api_key",
+                _bearer(self.foreign_scope.keys["admin"]),
+                key_role=None,
+            )
+        )
+        owner = self.accounts["owner"]
+        result.append(
+            Caller(
+                "owner_session",
+                "session",
+                self.csrf_headers(),
+                {SESSION_COOKIE: owner.session},
+                user="owner",
+            )
+        )
+        resolved = [self.resolve_role(c, scope) for c in result]
+        assert tuple(c.name for c in resolved) == CALLER_NAMES, [c.name for c in resolved]
+        return resolved
+
+    def resolve_role(self, caller: Caller, scope: Scope) -> Caller:
+        if caller.kind == "api_key":
+            return replace(caller, role=caller.key_role)
+        if caller.user is None:
+            return caller
+        role = next((r for r, user in scope.members.items() if user == caller.user), None)
+        account = self.accounts.get(caller.user)
+        return replace(caller, role=role, superadmin=bool(account and account.superadmin))
+
+    def session_caller(self, account: Account) -> Caller:
+        return Caller(
+            f"{account.name}_session",
+            "session",
+            self.csrf_headers(),
+            {SESSION_COOKIE: account.session},
+            user=account.name,
+        )
+
+    # ── requests built from the spec ──────────────────────────────────────────────────────────
+
+    def producer_links(self, op: Operation, param: str) -> list[Link]:
+        """Links that supply ``param`` to ``op`` (the operations that create its resource)."""
+        return [
+            link
+            for link in self.doc.links()
+            if link.target_id == op.operation_id and param in link.parameters
+        ]
+
+    def request_for(self, op: Operation, caller: Caller) -> Request:
+        """A request to ``op`` that the spec says succeeds for a caller with enough rights.
+
+        Unsafe operations get fresh resources for the last path parameter (a fresh scope when it
+        is the workspace), and a session caller of an unsafe session-only operation without
+        parameters (it acts on the caller: sign out, change password) gets a throwaway account,
+        so no request damages what later requests rely on.
+        """
+        assert self.scope is not None
+        unsafe = op.method in spec.UNSAFE
+        params = spec.path_params(op)
+        scope = self.scope
+        if unsafe and params and params[-1] == spec.WORKSPACE_PARAM:
+            scope = self.new_scope()
+            caller = next(c for c in self.callers(scope) if c.name == caller.name)
+        if unsafe and not params and op.min_role == "session" and caller.kind == "session":
+            account = self.new_account("self", with_pat=False)
+            caller = replace(self.session_caller(account), name=caller.name)
+        return self.build_request(op, caller, scope, fresh_last=unsafe)
+
+    def build_request(
+        self, op: Operation, caller: Caller, scope: Scope, *, fresh_last: bool
+    ) -> Request:
+        caller = self.resolve_role(caller, scope)
+        params = spec.path_params(op)
+        values: dict[str, Any] = {}
+        for index, name in enumerate(params):
+            if name == spec.WORKSPACE_PARAM:
+                values[name] = scope.workspace_id
+            else:
+                fresh = fresh_last and index == len(params) - 1
+                values[name] = self.resource_for(op, name, fresh=fresh, scope=scope)
+        query = {
+            p.name: self.doc.parameter_example(op, p.name)
+            for p in op.parameters
+            if p.location == "query" and p.required
+        }
+        return Request(
+            op=op,
+            caller=caller,
+            path=values,
+            query=query,
+            body=self.body_for(op, scope),
+            scope=scope,
+        )
+
+    def resource_for(self, op: Operation, param: str, *, fresh: bool, scope: Scope) -> Any:
+        """A value for ``op``'s path parameter ``param``, made by the operation that links to it."""
+        key = (op.operation_id, param, scope.workspace_id)
+        if not fresh and key in self._cache:
+            return self._cache[key]
+        links = self.producer_links(op, param)
+        if not links:
+            raise WorldError(f"{spec.label(op)}: no link produces {param}; add one to the spec")
+        link = links[0]
+        made = self.call_as_allowed(spec.by_id(link.source_id), scope)
+        value = evaluate(link.parameters[param], made)
+        if not fresh:
+            self._cache[key] = value
+        return value
+
+    def allowed_caller(self, op: Operation, scope: Scope) -> Caller:
+        """The first world caller the spec lets call ``op`` (owner first, then the rest)."""
+        preferred = ["owner_pat", "owner_session", "superadmin_pat"]
+        candidates = self.callers(scope)
+        ordered = sorted(
+            candidates,
+            key=lambda c: preferred.index(c.name) if c.name in preferred else len(preferred),
+        )
+        for caller in ordered:
+            if spec.expected(op, caller).outcome == spec.PASS:
+                return caller
+        raise WorldError(f"{spec.label(op)}: no caller of the world may call it")
+
+    def call_as_allowed(self, op: Operation, scope: Scope) -> Made:
+        """Call ``op`` in ``scope`` as a caller it must serve; fail if it does not."""
+        request = self.build_request(op, self.allowed_caller(op, scope), scope, fresh_last=False)
+        response = self.send(
+            op.method,
+            request.url_path(),
+            caller=request.caller,
+            json=request.body,
+            params=request.query or None,
+        )
+        if response.status_code not in spec.success_statuses(op):
+            raise WorldError(
+                f"{spec.label(op)} as {request.caller.name} answered {response.status_code}: "
+                f"{response.text[:300]}"
+            )
+        return Made(request=request, body=response.json() if response.content else None)
+
+    def realize(self, op_label: str, body: Any) -> Any:
+        """A generated ``body`` adjusted so a second send of it means the same thing.
+
+        Valid ``Email`` and ``Slug`` values are made unique, so a create that Hypothesis replays
+        creates again instead of answering 409. In operations under a workspace, about half of
+        the ``UserId``/``Email`` values (chosen by the value, so a replay chooses the same) are
+        replaced by a fresh real user, or adding members would only ever answer 404.
+        """
+        op = spec.by_label(op_label)
+        if op is None or not isinstance(body, dict):
+            return body
+        in_workspace = spec.WORKSPACE_PARAM in spec.path_params(op)
+        for name, value in list(body.items()):
+            kind = self.doc.property_ref(op, name)
+            if not isinstance(value, str):
+                continue
+            if in_workspace and kind in ("Email", "UserId") and _stable_coin(value):
+                user_id, email = self.new_user("engine-invitee")
+                body[name] = email if kind == "Email" else user_id
+                continue
+            tag = f"{self.run}{next(self._counter)}"
+            if kind == "Email" and "@" in value and not value.startswith('"'):
+                local, _, domain = value.rpartition("@")
+                room = min(63 - len(tag), 253 - len(tag) - len(domain) - 1)
+                if room > 0:
+                    body[name] = f"{local[:room]}+{tag}@{domain}"
+            elif kind == "Slug" and _SLUG.fullmatch(value):
+                body[name] = (value[: 40 - len(tag) - 1] + "-" + tag).lower()
+        return body
+
+    def body_for(self, op: Operation, scope: Scope) -> Any:
+        """The operation's example body, adjusted by property type (see the module docstring)."""
+        example = self.doc.request_example(op)
+        if not isinstance(example, Mapping):
+            return example
+        body = dict(example)
+        in_workspace = spec.WORKSPACE_PARAM in spec.path_params(op)
+        creates = self._creates(op)
+        referenced_user: tuple[str, str] | None = None
+        for name, value in example.items():
+            kind = self.doc.property_ref(op, name)
+            if in_workspace and kind in ("Email", "UserId"):
+                referenced_user = referenced_user or self.new_user("invitee")
+                body[name] = referenced_user[1] if kind == "Email" else referenced_user[0]
+            elif creates and kind == "Email":
+                body[name] = self.unique_email(str(value).split("@")[0])
+            elif creates and kind == "Slug":
+                body[name] = self.unique(str(value)).lower()[:40]
+        return body
+
+
+@dataclass
+class Request:
+    """A concrete request to one operation: who sends it, and with which values."""
+
+    op: Operation
+    caller: Caller
+    path: dict[str, Any]
+    query: dict[str, Any]
+    body: Any
+    scope: Scope
+
+    def url_path(self) -> str:
+        path = spec.spec_path(self.op)
+        for name, value in self.path.items():
+            path = path.replace("{" + name + "}", str(value))
+        return path
+
+
+@dataclass
+class Made:
+    request: Request
+    body: Any
+
+
+def evaluate(expression: str, made: Made) -> Any:
+    """A runtime expression of an OpenAPI link against the producing request and response."""
+    if expression.startswith("$response.body#"):
+        node: Any = made.body
+        for part in expression.split("#", 1)[1].strip("/").split("/"):
+            if part:
+                node = node[int(part)] if isinstance(node, list) else node[part]
+        return node
+    if expression.startswith("$request.path."):
+        return made.request.path[expression.rsplit(".", 1)[-1]]
+    if expression.startswith("$request.query."):
+        return made.request.query[expression.rsplit(".", 1)[-1]]
+    raise WorldError(f"unsupported link expression {expression!r}")
+
+
+def _stable_coin(value: str) -> bool:
+    return zlib.crc32(value.encode("utf-8", "surrogatepass")) % 2 == 0
+
+
+def _bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def iter_rows(world: World) -> Iterator[tuple[Operation, str]]:
+    """Every (operation, caller name) pair of the auth matrix."""
+    names = [c.name for c in world.callers()]
+    for op in spec.operations():
+        for name in names:
+            yield op, name

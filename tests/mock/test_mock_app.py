@@ -1,0 +1,173 @@
+"""The mock answers by the spec: examples, synthesised values, Prefer, security, validation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import jsonschema_rs
+import pytest
+from flask import Flask
+
+from server.mock.app import create_mock_app
+from server.mock.package import MockSpecError
+from server.mock.responder import parse_prefer
+
+PROBLEM = "application/problem+json"
+MockFactory = Callable[[str], Flask]
+
+
+def test_documented_example_is_the_answer(mock_app: MockFactory) -> None:
+    client = mock_app("composition.yaml").test_client()
+    response = client.get("/pets/7")
+    assert response.status_code == 200
+    assert response.json == {"pet_type": "cat", "name": "Tom", "lives": 9}
+
+
+def test_prefer_example_and_code_select_documented_responses(mock_app: MockFactory) -> None:
+    client = mock_app("bodies_media.yaml").test_client()
+    created = client.post("/notes", json={"text": "hi"})
+    assert (created.status_code, created.json) == (201, {"id": 1, "text": "hi"})
+    second = client.post("/notes", json={"text": "hi"}, headers={"Prefer": "example=second"})
+    assert second.json == {"id": 2, "text": "there"}
+    teapot = client.post("/notes", json={"text": "hi"}, headers={"Prefer": "code=418"})
+    assert teapot.status_code == 418  # documented by `default`
+    assert teapot.mimetype == PROBLEM
+    unknown = client.post("/notes", json={"text": "hi"}, headers={"Prefer": "example=nope"})
+    assert unknown.status_code == 400 and unknown.mimetype == PROBLEM
+
+
+def test_prefer_code_that_is_not_documented_is_a_400() -> None:
+    assert parse_prefer('code=404, example="a b"; respond-async') == {
+        "code": "404",
+        "example": "a b",
+    }
+
+
+def test_documented_response_headers_are_filled(mock_app: MockFactory) -> None:
+    client = mock_app("bodies_media.yaml").test_client()
+    response = client.post("/notes", json={"text": "hi"})
+    assert response.headers["Location"] == "/example"
+    assert response.headers["X-Rate-Limit-Remaining"].isdigit()
+    assert client.get("/notes").headers["X-Total-Count"] == "0"
+
+
+def test_media_type_follows_accept(mock_app: MockFactory) -> None:
+    client = mock_app("bodies_media.yaml").test_client()
+    assert client.get("/notes").mimetype == "application/json"
+    csv = client.get("/notes", headers={"Accept": "text/csv"})
+    assert (csv.mimetype, csv.data) == ("text/csv", b"id,text\n1,hello\n")
+    png = client.get("/blobs/abcd", headers={"Accept": "image/png"})
+    assert png.mimetype == "image/png" and png.data.startswith(b"\x89PNG")
+
+
+def test_synthesised_bodies_are_valid_against_the_response_schema(
+    mock_app: MockFactory,
+) -> None:
+    app = mock_app("readwrite_recursion.yaml")
+    operations = app.extensions["gantry_mock"].operations
+    schemas = json.loads(
+        (Path(operations.__file__).parent / "schemas.json").read_text(encoding="utf-8")
+    )
+    client = app.test_client()
+    user = client.get("/users/1")
+    assert user.status_code == 200
+    assert set(user.json or {}) == {"id", "name", "created_at"}  # never the writeOnly password
+    (media,) = operations.OPERATIONS_BY_ID["getUser"].responses[0].content
+    validator = jsonschema_rs.validator_for({**media.schema, "components": schemas["components"]})
+    assert validator.is_valid(user.json)
+    assert client.get("/tree").status_code == 200  # recursive schemas end
+
+
+def test_request_shapes_differ_from_response_shapes(mock_app: MockFactory) -> None:
+    client = mock_app("readwrite_recursion.yaml").test_client()
+    # readOnly `id` and `created_at` are not required in a request; writeOnly `password` is
+    assert client.post("/users", json={"name": "ada", "password": "12345678"}).status_code == 201
+    missing = client.post("/users", json={"name": "ada"})
+    assert missing.status_code == 400
+    assert (missing.json or {})["errors"][0]["message"] == '"password" is a required property'
+
+
+def test_discriminator_on_an_allof_base_selects_the_subtype(mock_app: MockFactory) -> None:
+    client = mock_app("composition.yaml").test_client()
+    assert (
+        client.post("/pets", json={"pet_type": "dog", "name": "Rex", "good": True}).status_code
+        == 201
+    )
+    # a dog without its own required field is not a valid Dog (nor a Cat)
+    assert client.post("/pets", json={"pet_type": "dog", "name": "Rex"}).status_code == 400
+
+
+def test_requests_are_validated_like_the_server_does(mock_app: MockFactory) -> None:
+    client = mock_app("params_styles.yaml").test_client()
+    ok = client.get(
+        "/items/abc?verbose=1&fields=id,name&tag=a&tag=b&filter[color]=red&ids=1|2",
+        headers={"X-Versions": "1,2"},
+    )
+    assert ok.status_code == 200
+    assert client.get("/items/abc").status_code == 400  # verbose is required here
+    assert client.get("/items/a?verbose=1").status_code == 400  # pattern
+    assert client.get("/nowhere").status_code == 404
+    wrong = client.post("/items/abc?verbose=1")
+    assert wrong.status_code == 405 and wrong.headers["Allow"]
+    for response in (wrong, client.get("/nowhere")):
+        assert response.mimetype == PROBLEM
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status"),
+    [
+        ("/public", {}, 200),
+        ("/default", {}, 401),
+        ("/default", {"Authorization": "Bearer t"}, 200),
+        ("/default", {"Authorization": "Basic dTpw"}, 401),
+        ("/both", {"Authorization": "Bearer t"}, 401),
+        ("/both", {"Authorization": "Bearer t", "X-API-Key": "k"}, 200),
+        ("/either", {"Authorization": "Basic dTpw"}, 200),
+        ("/either?api_key=k", {}, 200),
+        ("/either", {"cookie:sid": "s"}, 200),
+        ("/either", {"Authorization": "Bearer t"}, 401),
+        ("/optional", {}, 200),
+        ("/optional", {"Authorization": "Bearer t"}, 200),
+        ("/oidc", {"Authorization": "Bearer t"}, 200),
+    ],
+)
+def test_security_is_checked_by_presence(
+    mock_app: MockFactory, path: str, headers: dict[str, str], status: int
+) -> None:
+    client = mock_app("security_forms.json").test_client()
+    headers = dict(headers)
+    for key in [k for k in headers if k.startswith("cookie:")]:
+        client.set_cookie(key.removeprefix("cookie:"), headers.pop(key))
+    response = client.get(path, headers=headers)
+    assert response.status_code == status, response.data
+    if status == 401:
+        assert response.mimetype == PROBLEM
+        assert "realm=" in response.headers["WWW-Authenticate"]
+
+
+def test_challenge_names_every_accepted_scheme(mock_app: MockFactory) -> None:
+    response = mock_app("security_forms.json").test_client().get("/either")
+    assert response.headers["WWW-Authenticate"] == (
+        'Basic realm="mock", ApiKey realm="mock", in="query", name="api_key", '
+        'ApiKey realm="mock", in="cookie", name="sid"'
+    )
+
+
+def test_base_path_and_unserved_webhooks(mock_app: MockFactory) -> None:
+    app = mock_app("servers_webhooks.yaml")
+    client = app.test_client()
+    assert client.get("/hooks/v1/subscriptions/sub_abcdef").status_code == 200
+    assert client.get("/subscriptions/sub_abcdef").status_code == 404
+    operations = app.extensions["gantry_mock"].operations
+    assert [(w.kind, w.name) for w in operations.WEBHOOKS] == [("webhook", "eventHappened")]
+    (callback,) = operations.CALLBACKS
+    assert (callback.source, callback.expression) == ("subscribe", "{$request.body#/callback_url}")
+
+
+def test_a_broken_spec_is_reported(tmp_path: Path) -> None:
+    spec = tmp_path / "broken.yaml"
+    spec.write_text("openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /a: {get: [}\n")
+    with pytest.raises(MockSpecError, match="YAML syntax"):
+        create_mock_app(spec, cache_dir=tmp_path / "cache")
