@@ -14,8 +14,8 @@ reads the convention from the response and the spec, never from a list of operat
   per page, ending with ``next_cursor: null``; a tampered cursor and a cursor of another list
   answer 400 ``invalid_cursor``.
 * ``positive_data_on_lists``: see ``schemathesis.toml``.
-* ``EveryOperationSucceedsOnce``: over a whole engine run, every operation of the spec answered
-  2xx at least once.
+* ``EveryOperationSucceedsOnce``: over the whole run (every part of the suite, every phase),
+  every operation of the spec answered 2xx at least once.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ PAGE_BUDGET = 12  # a walk uses a limit that needs about this many pages
 _walking: contextvars.ContextVar[bool] = contextvars.ContextVar("walking", default=False)
 _lock = threading.Lock()
 _walked: dict[str, set[tuple[Any, ...]]] = {}
-_documents: dict[int, spec.Document] = {}
+_documents: dict[int, tuple[Any, spec.Document]] = {}
 
 
 def _header(response: Any, name: str) -> str | None:
@@ -53,10 +53,10 @@ def _header(response: Any, name: str) -> str | None:
 
 def document_of(case: Any) -> spec.Document:
     raw = case.operation.schema.raw_schema
-    key = id(raw)
-    if key not in _documents:
-        _documents[key] = spec.Document(raw)
-    return _documents[key]
+    cached = _documents.get(id(raw))
+    if cached is None or cached[0] is not raw:
+        cached = _documents[id(raw)] = (raw, spec.Document(raw))
+    return cached[1]
 
 
 def _sent_method(response: Any) -> str:
@@ -141,7 +141,7 @@ def pagination(ctx: Any, response: Any, case: Any) -> None:
         tuple(sorted(auth.items())),
     )
     with _lock:
-        seen = _walked.setdefault(case.operation.label, set())
+        seen = _walked.setdefault(f"{_origin(response)} {case.operation.label}", set())
         if key in seen or len(seen) >= MAX_WALKS_PER_LIST:
             return None
         seen.add(key)

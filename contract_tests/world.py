@@ -25,7 +25,7 @@ import itertools
 import re
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -689,11 +689,3 @@ def _stable_coin(value: str) -> bool:
 
 def _bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
-
-
-def iter_rows(world: World) -> Iterator[tuple[Operation, str]]:
-    """Every (operation, caller name) pair of the auth matrix."""
-    names = [c.name for c in world.callers()]
-    for op in spec.operations():
-        for name in names:
-            yield op, name

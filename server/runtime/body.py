@@ -149,6 +149,11 @@ class BodyParser:
     def _form(self, request: WerkzeugRequest, media: _Media) -> Any:
         value: dict[str, Any] = {}
         errors: list[FieldError] = []
+        if any(not isinstance(k, str) for k in (*request.form, *request.files)):
+            # werkzeug keys a multipart part whose name it cannot read as None.
+            raise BadRequest(
+                "A form part has no readable name.", errors=[FieldError("body", "unnamed part")]
+            )
         for key in request.form:
             coerce, is_array = media.form_fields.get(key, (str, False))
             raw_values = request.form.getlist(key)
