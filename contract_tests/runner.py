@@ -32,6 +32,8 @@ _HTTP = cookie_less_session()
 # Checks that only make sense for generated cases or that re-send the request: skipped for
 # the follow-up pages of a pagination walk (the first page already ran them).
 _LIGHT_EXCLUDED = ("ignored_auth",)
+# Requests the suite's own parts (matrix, CSRF, lifecycle, pagination) sent, by origin and label.
+SENT: Counter[tuple[str, str]] = Counter()
 
 
 @dataclass(frozen=True, order=True)
@@ -151,10 +153,12 @@ def send_and_check(schema: Any, request: Any, *, csrf: bool = True) -> tuple[Any
     """Send a ``world.Request``; return the response and what the checks found."""
     case = make_case(schema, request, csrf=csrf)
     response = call_case(case)
+    SENT[(str(schema.config.base_url or ""), spec.label(request.op))] += 1
     try:
         validate_case(case, response, light=False)
     except (FailureGroup, AssertionError) as exc:
-        return response, findings_from(exc, spec.label(request.op))
+        # A FailureGroup holds a set: sort, so the same bug is always reported the same way.
+        return response, sorted(findings_from(exc, spec.label(request.op)))
     return response, []
 
 
@@ -173,16 +177,31 @@ class EngineReport:
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-    def table(self, labels: Iterable[str]) -> str:
+    def table(self, labels: Iterable[str], own: Mapping[str, int] | None = None) -> str:
+        """Cases per operation: the engine's (all, negative, by phase) and the suite's own."""
+        own = own or {}
         phases = [p for p in ("examples", "coverage", "fuzzing", "stateful") if p in self.by_phase]
-        head = f"{'operation':58} {'cases':>6} {'neg':>5} " + " ".join(
-            f"{p[:8]:>8}" for p in phases
+        head = (
+            f"{'operation':52} {'engine':>6} {'neg':>5} "
+            + " ".join(f"{p[:8]:>8}" for p in phases)
+            + f" {'suite':>6}"
         )
         lines = [head, "-" * len(head)]
         for name in sorted(labels):
             row = " ".join(f"{self.by_phase[p][name]:>8}" for p in phases)
-            lines.append(f"{name:58} {self.cases[name]:>6} {self.negative[name]:>5} {row}")
-        lines.append(f"{'total':58} {sum(self.cases.values()):>6} {sum(self.negative.values()):>5}")
+            lines.append(
+                f"{name:52} {self.cases[name]:>6} {self.negative[name]:>5} {row} "
+                f"{own.get(name, 0):>6}"
+            )
+        lines.append(
+            f"{'total':52} {sum(self.cases.values()):>6} {sum(self.negative.values()):>5} "
+            + " ".join(f"{sum(self.by_phase[p].values()):>8}" for p in phases)
+            + f" {sum(own.get(name, 0) for name in labels):>6}"
+        )
+        lines.append(
+            "engine: schemathesis's phases; neg: cases with invalid data; suite: requests of the "
+            "auth matrix, CSRF probes, lifecycle chains and pagination walks"
+        )
         return "\n".join(lines)
 
 

@@ -18,7 +18,9 @@ def _imports(package: str) -> set[tuple[str, str]]:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
-                found.update((str(path.relative_to(ROOT)), a.name.split(".")[0]) for a in node.names)
+                found.update(
+                    (str(path.relative_to(ROOT)), a.name.split(".")[0]) for a in node.names
+                )
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 found.add((str(path.relative_to(ROOT)), node.module.split(".")[0]))
     return found
