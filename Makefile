@@ -12,7 +12,7 @@ PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check 
 SPEC   := spec/openapi.yaml
 
 .DEFAULT_GOAL := help
-.PHONY: help setup generate check-generated serve test test-unit test-contract contract contract-selftest lint typecheck bench bench-generate clean
+.PHONY: help setup browser generate check-generated serve test test-unit test-contract contract contract-selftest lint typecheck bench bench-generate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -40,7 +40,7 @@ check-generated: $(STAMP) ## fail if generated/ is not what the spec produces
 serve: $(RUNTIME_STAMP) ## run the API on GANTRY_HOST:GANTRY_PORT (default 127.0.0.1:8080, SQLite under var/)
 	$(BIN)/gantry serve
 
-test: $(STAMP) check-generated ## unit tests, the contract suite (SQLite, and PostgreSQL if configured), its fault self-test
+test: $(STAMP) check-generated browser ## unit tests, the contract suite (SQLite, and PostgreSQL if configured), its fault self-test
 	$(BIN)/python -m pytest -n 2 --dist loadfile tests contract_tests
 	$(MAKE) --no-print-directory contract-selftest
 
@@ -54,6 +54,12 @@ contract: $(STAMP) ## the contract suite against a live server: make contract BA
 
 contract-selftest: $(STAMP) ## plant each known bug in the app, one at a time; fail unless the contract suite catches it
 	$(BIN)/python -m contract_tests.selftest
+
+browser: ## make sure Chromium is there for the docs-page test (installs Debian's package as root)
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "The docs-page test needs Chromium: install the 'chromium' package"; exit 1; fi; }
 
 lint: $(STAMP) ## ruff over the hand-written code
 	$(BIN)/ruff check gantry generator server tests contract_tests
