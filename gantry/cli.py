@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     scaffold.set_defaults(handler=_scaffold)
 
     serve = commands.add_parser("serve", help="run the API server")
+    serve.add_argument("--host", help="bind address (GANTRY_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (GANTRY_PORT, default 8080)")
+    serve.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     serve.set_defaults(handler=_serve)
 
     mock = commands.add_parser(

@@ -29,13 +29,6 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return self._app
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``gantry serve``; defaults come from the GANTRY_* environment."""
-    parser.add_argument("--host", help="bind address (GANTRY_HOST, default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (GANTRY_PORT, default 8080)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
-
-
 def serve(args: argparse.Namespace) -> None:
     """Build the app from the environment and serve it until interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
