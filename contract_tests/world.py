@@ -641,7 +641,15 @@ class World:
                 body[name] = self.unique_email(str(value).split("@")[0])
             elif creates and kind == "Slug":
                 body[name] = self.unique(str(value)).lower()[:40]
+            elif kind == "Timestamp":
+                # Request timestamps are expiries; an example's fixed date would age out of
+                # the allowed window, so it is moved to a month from now.
+                body[name] = _in_a_month()
         return body
+
+
+def _in_a_month() -> str:
+    return (datetime.now(UTC) + timedelta(days=30)).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
