@@ -5,15 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-
 from server.handlers import _serialize as ser
 from server.handlers._common import API_BASE, body_fields, record, unique_or_conflict
 from server.runtime import roles
 from server.runtime.context import Reply, Request
 from server.runtime.errors import Conflict, Forbidden, NotFound
 from server.storage import repositories as repo
-from server.storage.common import apply_keyset
 from server.storage.models import Membership, User
 
 _ALREADY_MEMBER = "The user is already a member of this workspace."
@@ -33,23 +30,16 @@ def list_members(req: Request) -> dict[str, Any]:
     page = req.page
     assert page is not None
     workspace_id = str(req.path["workspace_id"])
-    role = req.query.get("role")
-    # ``repo.list_members`` has no role filter, so the same keyset query is built here.
-    filters = [Membership.workspace_id == workspace_id]
-    if role is not None:
-        filters.append(Membership.role == str(role))
-    stmt = apply_keyset(
-        select(Membership, User).join(User, User.id == Membership.user_id).where(*filters),
-        Membership.created_at,
-        Membership.user_id,
+    role = str(req.query["role"]) if req.query.get("role") is not None else None
+    rows = repo.list_members(
+        req.db,
+        workspace_id,
+        role=role,
         after=page.after,
         order="asc" if page.order == "asc" else "desc",
         limit=page.limit,
     )
-    rows = req.db.execute(stmt).tuples().all()
-    total = None
-    if page.include_total:
-        total = req.db.scalar(select(func.count()).select_from(Membership).where(*filters)) or 0
+    total = repo.count_members(req.db, workspace_id, role=role) if page.include_total else None
     return page.respond(rows, _serialize_row, key=_key, total=total)
 
 

@@ -5,15 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
-
 from server.handlers import _serialize as ser
 from server.handlers._common import API_BASE, body_fields, record, unique_or_conflict
 from server.runtime.context import Reply, Request
 from server.runtime.errors import Conflict, NotFound
 from server.security import hash_password
 from server.storage import repositories as repo
-from server.storage.common import apply_keyset
 from server.storage.models import User
 
 
@@ -23,23 +20,6 @@ def lookup_user(req: Request) -> dict[str, Any]:
     if found is None or found.status != "active":
         raise NotFound("No active user has this email.")
     return ser.user_ref(found)
-
-
-def _user_filters(q: str | None, status: str | None) -> list[ColumnElement[bool]]:
-    # ``repo.list_users`` has no status filter; the same filters are built here for both
-    # the page and its count.
-    filters: list[ColumnElement[bool]] = []
-    if q:
-        needle = q.strip().lower()
-        filters.append(
-            or_(
-                User.email.contains(needle, autoescape=True),
-                func.lower(User.name).contains(needle, autoescape=True),
-            )
-        )
-    if status is not None:
-        filters.append(User.status == status)
-    return filters
 
 
 def _key(row: User) -> tuple[datetime, str]:
@@ -52,21 +32,18 @@ def list_admin_users(req: Request) -> dict[str, Any]:
     assert page is not None
     q = req.query.get("q")
     status = req.query.get("status")
-    filters = _user_filters(
-        str(q) if q is not None else None, str(status) if status is not None else None
-    )
-    stmt = apply_keyset(
-        select(User).where(*filters),
-        User.created_at,
-        User.id,
+    filters = {
+        "q": str(q) if q is not None else None,
+        "status": str(status) if status is not None else None,
+    }
+    rows = repo.list_users(
+        req.db,
         after=page.after,
         order="asc" if page.order == "asc" else "desc",
         limit=page.limit,
+        **filters,
     )
-    rows = req.db.scalars(stmt).all()
-    total = None
-    if page.include_total:
-        total = req.db.scalar(select(func.count()).select_from(User).where(*filters)) or 0
+    total = repo.count_users(req.db, **filters) if page.include_total else None
     return page.respond(rows, ser.user, key=_key, total=total)
 
 
