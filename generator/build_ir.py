@@ -69,6 +69,20 @@ def build(
     )
 
 
+def build_operations(
+    document: dict[str, Any], resolver: Resolver, prepared: Prepared
+) -> dict[str, tuple[list[Operation], list[Callback]]]:
+    """The operations and callbacks of each path of `document`, by path; `MediaBody.model`
+    holds schema names, as from `build` without model names."""
+    builder = _Builder(document, resolver, None, prepared)
+    groups: dict[str, tuple[list[Operation], list[Callback]]] = {}
+    for site in iter_operations(document, resolver):
+        operations, callbacks = groups.setdefault(site.path, ([], []))
+        operations.append(builder.operation(site))
+        callbacks.extend(builder.callbacks(site))
+    return groups
+
+
 def with_model_classes(api: Api, class_names: Mapping[str, str]) -> Api:
     """`api` with each `MediaBody.model` (a schema name) replaced by its class name, or None."""
 

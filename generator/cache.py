@@ -81,15 +81,27 @@ class Cache:
 
     def get(self, kind: str, name: str) -> str | None:
         """The stored value, or None."""
+        value = self.get_bytes(kind, name)
+        try:
+            return value.decode("utf-8") if value is not None else None
+        except UnicodeDecodeError:
+            return None
+
+    def get_bytes(self, kind: str, name: str) -> bytes | None:
+        """The stored bytes, or None."""
         if self.root is None:
             return None
         try:
-            return (self.root / kind / name).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            return (self.root / kind / name).read_bytes()
+        except OSError:
             return None
 
     def put(self, kind: str, name: str, value: str) -> None:
         """Store a value atomically (readers never see half a file); failures are ignored."""
+        self.put_bytes(kind, name, value.encode("utf-8"))
+
+    def put_bytes(self, kind: str, name: str, value: bytes) -> None:
+        """Store bytes atomically (readers never see half a file); failures are ignored."""
         if self.root is None:
             return
         folder = self.root / kind
@@ -97,7 +109,7 @@ class Cache:
             folder.mkdir(parents=True, exist_ok=True)
             fd, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-")
             try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                with os.fdopen(fd, "wb") as handle:
                     handle.write(value)
                 os.replace(temporary, folder / name)
             finally:
@@ -106,6 +118,20 @@ class Cache:
             self._prune(folder)
         except OSError:
             return
+
+    def newest(self, kind: str, *, prefix: str = "") -> str | None:
+        """The name of the most recently stored value of a kind (starting with `prefix`)."""
+        if self.root is None:
+            return None
+        try:
+            entries = [
+                (entry.stat().st_mtime, entry.name)
+                for entry in os.scandir(self.root / kind)
+                if entry.is_file() and entry.name.startswith(prefix)
+            ]
+        except OSError:
+            return None
+        return max(entries)[1] if entries else None
 
     @staticmethod
     def _prune(folder: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 # Fixed here, and `--isolated`, so no pyproject near the output can change the bytes.
@@ -46,3 +47,15 @@ def format_files(folder: Path, names: list[str], *, sort_imports: tuple[str, ...
         if result.returncode != 0:
             problem = result.stderr.strip() or result.stdout.strip()
             raise RuntimeError(f"ruff {command[1]} failed: {problem}")
+
+
+def format_sources(sources: dict[str, str], *, sort_imports: tuple[str, ...] = ()) -> dict[str, str]:
+    """`sources` (file name → text) formatted, by one ruff run over a temporary folder."""
+    if not sources:
+        return {}
+    with tempfile.TemporaryDirectory(prefix="gantry-format-") as folder:
+        for name, text in sources.items():
+            Path(folder, name).write_text(text, encoding="utf-8")
+        present = tuple(name for name in sort_imports if name in sources)
+        format_files(Path(folder), sorted(sources), sort_imports=present)
+        return {name: Path(folder, name).read_text(encoding="utf-8") for name in sorted(sources)}

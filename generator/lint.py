@@ -1,8 +1,14 @@
-"""Our checks on top of the OpenAPI schema: every finding is a `Diagnostic`, all found in one run."""
+"""Our checks on top of the OpenAPI schema: every finding is a `Diagnostic`, all found in one run.
+
+Most checks look at one operation (`lint_operation`); a few compare operations with each other
+(`lint_across`, from a `SiteSummary` of each), so that an unchanged operation's findings can be
+kept between runs while the comparisons are made afresh.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from . import conventions, jsonpointer, names
@@ -19,14 +25,15 @@ from .walk import (
 )
 
 
-def check_refs(document: dict[str, Any], resolver: Resolver) -> list[Diagnostic]:
-    """A `$ref` that leads nowhere (or outside the document) is an error."""
+def check_refs(node: Any, resolver: Resolver, pointer: str = "") -> list[Diagnostic]:
+    """A `$ref` that leads nowhere (or outside the document) is an error; `node` is the
+    document, or the part of it at `pointer`."""
     problems = []
-    for pointer, ref in iter_refs(document):
+    for at, ref in iter_refs(node, pointer):
         try:
             resolver.lookup(ref)
         except RefError as exc:
-            problems.append(Diagnostic.error(pointer, str(exc)))
+            problems.append(Diagnostic.error(at, str(exc)))
     return problems
 
 
@@ -34,21 +41,67 @@ def lint(document: dict[str, Any], resolver: Resolver) -> list[Diagnostic]:
     """Every convention problem of the document (`$ref`s are `check_refs`' job)."""
     profile = conventions.gantry_profile(document)
     sites = list(iter_operations(document, resolver))
-    problems: list[Diagnostic] = []
-    problems += _operation_ids(sites, profile)
-    problems += _handler_names(sites)
-    problems += _equivalent_paths(document)
-    schemes = _security_scheme_names(document)
+    paths = document.get("paths")
+    problems = lint_across(paths if isinstance(paths, dict) else (), map(SiteSummary.of, sites))
     for site in sites:
-        params = parameters(site, resolver)
-        problems += _path_parameters(site, params)
-        problems += _parameter_names(site, params)
-        problems += _security(site, document, schemes, profile)
-        problems += _min_role(site, document, profile)
-        problems += _pagination(site, params, resolver, profile)
-    if not str(document.get("openapi", "")).startswith("3.0"):
-        problems += _nullable_in_31(document)
+        problems += lint_operation(site, document, resolver, profile)
+    problems += lint_nullable(document)
     return problems
+
+
+@dataclass(frozen=True)
+class SiteSummary:
+    """What `lint_across` needs of an operation."""
+
+    pointer: str
+    label: str
+    declares_operation_id: bool
+    operation_id: str
+    handler_module: str
+    handler_name: str
+
+    @classmethod
+    def of(cls, site: OperationSite) -> SiteSummary:
+        """The summary of one operation."""
+        declared = site.operation.get("operationId")
+        return cls(
+            site.pointer,
+            site.label,
+            isinstance(declared, str) and bool(declared),
+            site.operation_id,
+            site.handler_module,
+            site.handler_name,
+        )
+
+
+def lint_across(paths: Iterable[str], sites: Iterable[SiteSummary]) -> list[Diagnostic]:
+    """The problems that only show when operations (or paths) are compared with each other."""
+    summaries = list(sites)
+    return [*_operation_ids(summaries), *_handler_names(summaries), *_equivalent_paths(paths)]
+
+
+def lint_operation(
+    site: OperationSite, document: dict[str, Any], resolver: Resolver, profile: bool
+) -> list[Diagnostic]:
+    """The problems of one operation on its own."""
+    params = parameters(site, resolver)
+    return [
+        *_missing_operation_id(site, profile),
+        *_path_parameters(site, params),
+        *_parameter_names(site, params),
+        *_security(site, document, _security_scheme_names(document), profile),
+        *_min_role(site, document, profile),
+        *_pagination(site, params, resolver, profile),
+    ]
+
+
+def lint_nullable(node: Any, pointer: str = "", *, openapi: str | None = None) -> list[Diagnostic]:
+    """`nullable` in a 3.1 document: the document, or the part of it at `pointer` (then the
+    document's `openapi` version must be given)."""
+    version = openapi if openapi is not None else str(node.get("openapi", ""))
+    if version.startswith("3.0"):
+        return []
+    return list(_nullable_in_31(node, pointer))
 
 
 def _convention(profile: bool, pointer: str, message: str) -> Diagnostic:
@@ -58,24 +111,29 @@ def _convention(profile: bool, pointer: str, message: str) -> Diagnostic:
     return Diagnostic.warning(pointer, message + " (Gantry convention)")
 
 
-def _operation_ids(sites: list[OperationSite], profile: bool) -> Iterator[Diagnostic]:
-    first: dict[str, OperationSite] = {}
+def _missing_operation_id(site: OperationSite, profile: bool) -> Iterator[Diagnostic]:
+    declared = site.operation.get("operationId")
+    if not isinstance(declared, str) or not declared:
+        message = f"{site.label} has no operationId; its handler is named {site.handler_name!r}"
+        yield _convention(profile, site.pointer, message)
+
+
+def _operation_ids(sites: list[SiteSummary]) -> Iterator[Diagnostic]:
+    first: dict[str, SiteSummary] = {}
     for site in sites:
-        declared = site.operation.get("operationId")
-        if not isinstance(declared, str) or not declared:
-            message = f"{site.label} has no operationId; its handler is named {site.handler_name!r}"
-            yield _convention(profile, site.pointer, message)
         key = site.operation_id
         if key in first:
             other = first[key]
-            pointer = jsonpointer.child(site.pointer, "operationId") if declared else site.pointer
+            pointer = site.pointer
+            if site.declares_operation_id:
+                pointer = jsonpointer.child(site.pointer, "operationId")
             yield Diagnostic.error(pointer, f"operationId {key!r} is also used by {other.label}")
         else:
             first[key] = site
 
 
-def _handler_names(sites: list[OperationSite]) -> Iterator[Diagnostic]:
-    seen: dict[tuple[str, str], OperationSite] = {}
+def _handler_names(sites: list[SiteSummary]) -> Iterator[Diagnostic]:
+    seen: dict[tuple[str, str], SiteSummary] = {}
     for site in sites:
         key = (site.handler_module, site.handler_name)
         other = seen.setdefault(key, site)
@@ -87,10 +145,7 @@ def _handler_names(sites: list[OperationSite]) -> Iterator[Diagnostic]:
             yield Diagnostic.error(site.pointer, message)
 
 
-def _equivalent_paths(document: dict[str, Any]) -> Iterator[Diagnostic]:
-    paths = document.get("paths")
-    if not isinstance(paths, dict):
-        return
+def _equivalent_paths(paths: Iterable[str]) -> Iterator[Diagnostic]:
     seen: dict[str, str] = {}
     for path in sorted(paths):
         shape = _shape(path)
@@ -191,9 +246,9 @@ def _pagination(
         yield _convention(profile, pointer, message)
 
 
-def _nullable_in_31(document: dict[str, Any]) -> Iterator[Diagnostic]:
+def _nullable_in_31(node: Any, pointer: str) -> Iterator[Diagnostic]:
     # `nullable` is only ever a keyword inside schemas; finding one anywhere else is harmless.
-    stack: list[tuple[str, Any]] = [("", document)]
+    stack: list[tuple[str, Any]] = [(pointer, node)]
     by_pointer: dict[str, Diagnostic] = {}
     while stack:
         pointer, node = stack.pop()

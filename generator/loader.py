@@ -1,20 +1,29 @@
-"""Read a YAML or JSON document once, keeping the line and column of every node.
+"""Read a YAML or JSON document, and say where each of its nodes is when a diagnostic asks.
 
-libyaml (`yaml.CSafeLoader`) composes the node graph; one walk over it builds the plain Python
-value and, alongside it, a `SourceMap` from JSON pointer to position. JSON is read by the same
-path (it is YAML flow syntax), so diagnostics can point into either.
+Positions are only needed to report problems, so the value is read the fast way first:
+
+- JSON by `json.loads` (duplicate keys and non-standard constants send it down the slow path);
+- block-style YAML piece by piece (`pieces`), each piece's value taken from `memo` when its
+  text is unchanged since the last run.
+
+The slow path, which is also how the `SourceMap` is made (on first use), has libyaml
+(`yaml.CSafeLoader`) compose the node graph and one walk over it build the plain value and the
+map from JSON pointer to position. JSON goes the same way (it is YAML flow syntax), so
+diagnostics can point into either.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import jsonpointer
+from . import jsonpointer, pieces
 from .diagnostics import Diagnostic, GenerationFailed, Located
 
 try:
@@ -50,13 +59,31 @@ class SourceMap:
 
 @dataclass(frozen=True)
 class Document:
-    """A loaded spec: its bytes' sha256, its value, and where every node came from."""
+    """A loaded spec: its bytes' sha256, its text and value, and problems found while reading."""
 
     path: Path
     sha256: str
+    text: str
     data: dict[str, Any]
-    source_map: SourceMap
     problems: tuple[Located, ...] = ()
+    known_positions: SourceMap | None = field(default=None, repr=False, compare=False)
+    # When read piece by piece: the digest of each piece's text, by ("paths", path) for a path
+    # item and ("", key) for a top-level member. Equal digests mean equal values.
+    digests: dict[tuple[str, str], str] | None = field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def source_map(self) -> SourceMap:
+        """Where every node came from (parsing the text again if the fast path skipped it)."""
+        if self.known_positions is not None:
+            return self.known_positions
+        try:
+            return _parse_whole(self.text)[1]
+        except GenerationFailed:  # valid JSON that YAML cannot read: no positions
+            return SourceMap()
+
+
+# Parsed values of YAML pieces, by the sha256 of the piece's text (see `pieces`).
+PieceMemo = dict[str, Any]
 
 
 def load(path: Path) -> Document:
@@ -70,8 +97,12 @@ def load(path: Path) -> Document:
     return loads(raw, path)
 
 
-def loads(raw: bytes, path: Path) -> Document:
-    """Parse `raw` (the content of `path`) into a `Document`."""
+def loads(raw: bytes, path: Path, memo: PieceMemo | None = None) -> Document:
+    """Parse `raw` (the content of `path`) into a `Document`.
+
+    `memo` holds the values of YAML pieces parsed before; it is updated to hold exactly the
+    pieces of this document (empty when the document was parsed whole).
+    """
     sha256 = hashlib.sha256(raw).hexdigest()
     try:
         text = raw.decode("utf-8")
@@ -79,6 +110,23 @@ def loads(raw: bytes, path: Path) -> Document:
         raise GenerationFailed(
             [Located(1, 1, "error", f"spec is not UTF-8: {exc.reason}")]
         ) from exc
+    memo = memo if memo is not None else {}
+    if text.lstrip().startswith("{"):
+        value = _parse_json(text)
+        if value is not None:
+            return Document(path, sha256, text, value)
+    else:
+        read = _parse_pieces(text, memo)
+        if read is not None:
+            return Document(path, sha256, text, read[0], digests=read[1])
+    memo.clear()
+    data, source_map, problems = _parse_whole(text)
+    return Document(path, sha256, text, data, problems, source_map)
+
+
+def _parse_whole(text: str) -> tuple[dict[str, Any], SourceMap, tuple[Located, ...]]:
+    """The value, positions and reading problems of the whole document; raise
+    `GenerationFailed` when it cannot be read at all."""
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -92,7 +140,78 @@ def loads(raw: bytes, path: Path) -> Document:
         loader.dispose()
     if not isinstance(data, dict):
         raise GenerationFailed([Located(1, 1, "error", "the document must be a mapping")])
-    return Document(path, sha256, data, SourceMap(builder.positions), tuple(builder.problems))
+    return data, SourceMap(builder.positions), tuple(builder.problems)
+
+
+class _NotPlain(Exception):
+    """The fast path met something only the slow path reports properly."""
+
+
+def _parse_json(text: str) -> dict[str, Any] | None:
+    """A JSON document's value, or None for anything unusual (duplicate keys, NaN, not JSON)."""
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result = dict(pairs)
+        if len(result) != len(pairs):
+            raise _NotPlain
+        return result
+
+    def constant(name: str) -> Any:
+        raise _NotPlain
+
+    try:
+        data = json.loads(text, object_pairs_hook=unique, parse_constant=constant)
+    except (ValueError, _NotPlain, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _parse_pieces(
+    text: str, memo: PieceMemo
+) -> tuple[dict[str, Any], dict[tuple[str, str], str]] | None:
+    """A block-style YAML document's value, assembled from its pieces, and the pieces'
+    digests; None when the document does not split cleanly. `memo` ends up holding exactly this
+    document's pieces."""
+    layout = pieces.split(text)
+    if layout is None:
+        return None
+    values: PieceMemo = {}
+    digests: dict[tuple[str, str], str] = {}
+    data: dict[str, Any] = {}
+    paths: dict[str, Any] = {}
+    for index, piece in enumerate(layout.pieces):
+        digest = piece.digest
+        value = memo[digest] if digest in memo else _parse_piece(piece.text)
+        if value is None:
+            return None
+        values[digest] = value
+        ((key, member),) = value.items()
+        target = paths if piece.in_paths else data
+        if key in target or (index == layout.paths_at and "paths" in data):
+            return None  # a duplicate key: the slow path says where
+        if index == layout.paths_at:
+            data["paths"] = paths
+        target[key] = member
+        digests["paths" if piece.in_paths else "", key] = digest
+    memo.clear()
+    memo.update(values)
+    return data, digests
+
+
+def _parse_piece(text: str) -> dict[str, Any] | None:
+    """The value of one piece: a mapping of one key, read without problems; else None."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        builder = _Builder(loader, positions=False)
+        value = builder.value(node, "") if node is not None else None
+    except yaml.YAMLError:
+        return None
+    finally:
+        loader.dispose()
+    if builder.problems or not isinstance(value, dict) or len(value) != 1:
+        return None
+    return value
 
 
 def _located_yaml_error(exc: yaml.MarkedYAMLError) -> Located:
@@ -123,14 +242,15 @@ def _located_yaml_error(exc: yaml.MarkedYAMLError) -> Located:
 class _Builder:
     """Turns a composed node graph into plain values and records positions on the way."""
 
-    def __init__(self, loader: yaml.SafeLoader) -> None:
+    def __init__(self, loader: yaml.SafeLoader, *, positions: bool = True) -> None:
         self.loader = loader
+        self.record = positions
         self.positions: dict[str, tuple[int, int]] = {}
         self.problems: list[Located] = []
         self._active: set[int] = set()
 
     def value(self, node: yaml.Node, pointer: str) -> Any:
-        if not pointer:
+        if not pointer and self.record:
             self.positions[""] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.ScalarNode):
             if node.tag in _VERBATIM_TAGS:
@@ -151,8 +271,9 @@ class _Builder:
     def _sequence(self, node: yaml.SequenceNode, pointer: str) -> list[Any]:
         items = []
         for index, item in enumerate(node.value):
-            item_pointer = f"{pointer}/{index}"
-            self.positions[item_pointer] = (item.start_mark.line + 1, item.start_mark.column + 1)
+            item_pointer = f"{pointer}/{index}" if self.record else ""
+            if self.record:
+                self.positions[item_pointer] = (item.start_mark.line + 1, item.start_mark.column + 1)
             items.append(self.value(item, item_pointer))
         return items
 
@@ -164,6 +285,11 @@ class _Builder:
                 key = str(key_node.value)  # `200:` stays "200", as JSON would have it
             else:
                 key = str(self.loader.construct_object(key_node, deep=True))
+            if not self.record:
+                if key in result:
+                    self.problems.append(Located(1, 1, "error", f"duplicate key {key!r}"))
+                result[key] = self.value(value_node, "")
+                continue
             key_pointer = jsonpointer.child(pointer, key)
             position = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             if key in result:

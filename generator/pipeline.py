@@ -1,28 +1,39 @@
-"""The generation pipeline: load → check → models → IR → render → format.
+"""The generation pipeline: load → check → prepare → models ‖ records → assemble.
 
 Reads like a table of contents; each step lives in its own module. `command` decides whether it
 needs to run at all (an unchanged spec is answered from the cache) and writes the result.
+
+Within a run, nothing is worked out twice. The spec is a shared part and one unit per path item
+(`units`); what depends on a unit alone (its checks, its rendered records) or on the schemas
+alone (the effective schemas, the file skeletons, the models) is kept in the `Memo` under a key
+of exactly what it depends on, so an edit to one operation re-checks and re-renders that path
+item only. The models, the slowest step, run on another core (`models.Worker`) while the rest is
+checked and rendered; class names go into the records last (`render.put_model_classes`).
 """
 
 from __future__ import annotations
 
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import jsonpointer, lint, loader, validate
-from .build_ir import build, with_model_classes
+import jinja2
+
+from . import analysis, jsonpointer, loader, render
+from .build_ir import build, build_operations, with_model_classes
 from .cache import Cache
 from .diagnostics import Diagnostic, GenerationFailed, Located, Severity
-from .formatting import format_files
+from .formatting import format_sources
 from .ir import Api, Source
+from .memo import Memo
 from .models import Models, ModelsJob, Worker
 from .output import Generated
 from .prepare import Prepared, prepare
-from .render import header, render
 from .resolve import Resolver
-from .schemas import is_openapi_30, openapi_document, schemas_document
+from .schemas import is_openapi_30, json_text, openapi_document, schemas_document
+from .units import Unit, Units, split
+
+_SCHEMAS = "/components/schemas"
 
 
 def produce(
@@ -39,72 +50,231 @@ def produce(
     `shown` is the spec path as the file headers name it; `raw` its bytes, if already read;
     `worker` a `models.Worker` to generate the models on another core (the caller stops it).
     """
+    memo = Memo(cache, shown)
+    pieces = dict(memo.previous["pieces"])
+    document = loader.loads(raw, spec, pieces) if raw is not None else _load(spec, pieces)
+    memo.replace("pieces", pieces)
+    facts = dict(memo.previous["facts"])
+    units = split(document.data, digests=document.digests, facts=facts)
+    memo.replace("facts", {u.digest: facts[u.digest] for u in units.units} | {
+        units.shared_digest: facts[units.shared_digest]
+    })
+    resolver = Resolver(document.data)
+    run = _Run(memo, units, document, resolver, Source(shown, document.sha256))
     try:
-        document = loader.loads(raw, spec) if raw is not None else loader.load(spec)
-        resolver = Resolver(document.data)
-        early = _early_prepare(document.data, resolver)
-        job = _models_job(document, early, cache, worker) if early is not None else None
-        problems = _check(document, resolver, cache)
+        early = run.prepared(early=True)
+        job = run.models_job(early, cache, worker) if early is not None else None
+        problems = run.check()
         _stop_on_failures(problems, strict)
-        prepared = early if early is not None else _prepare(document, resolver)
-        job = job or _models_job(document, prepared, cache, worker)
-        source = Source(shown, document.sha256)
-        api = build(document.data, resolver, source, None, prepared)
-        json_files = _json_files(api, document.data, prepared)
+        prepared = early if early is not None else run.prepared(early=False)
+        assert prepared is not None
+        job = job or run.models_job(prepared, cache, worker)
+        env = render.environment(cache.folder("jinja"))
+        records, skeletons = run.render(prepared, env)
+        json_files = run.json_files(prepared)
         models = _models(document, job)
     finally:
         if worker is not None:
             worker.stop()  # idle (models came from the cache) or done
     problems += [_locate(document, _model_warning(document.data, m)) for m in models.warnings]
     _stop_on_failures(problems, strict)
-    api = with_model_classes(api, models.class_names)
-    files = {**_render(api, models, cache), **json_files}
+    skeletons["models.py"] = run.models_file(models, env)
+    texts = render.assemble(skeletons, records, run.source)
+    texts = {name: render.put_model_classes(text, models.class_names) for name, text in texts.items()}
+    memo.save()
+    files = {**{name: text.encode() for name, text in texts.items()}, **json_files}
     return Generated(files, tuple(sorted(p for p in set(problems) if p.severity == "warning")))
 
 
-_SCHEMAS = "/components/schemas"
+def _load(spec: Path, pieces: loader.PieceMemo) -> loader.Document:
+    try:
+        raw = spec.read_bytes()
+    except OSError as exc:
+        message = f"cannot read spec: {exc.strerror}"
+        raise GenerationFailed([Located(1, 1, "error", message)]) from exc
+    return loader.loads(raw, spec, pieces)
+
+
+class _Run:
+    """One generation: each step asks the memo first and tells it what it made."""
+
+    def __init__(
+        self,
+        memo: Memo,
+        units: Units,
+        document: loader.Document,
+        resolver: Resolver,
+        source: Source,
+    ) -> None:
+        self.memo = memo
+        self.units = units
+        self.document = document
+        self.resolver = resolver
+        self.source = source
+        self.openapi = str(document.data.get("openapi", ""))
+        self.prepared_key = units.digest(
+            "prepared", *(f"{unit.path}\0{unit.bodies}" for unit in units.units)
+        )
+        self.whole = False  # a `$ref` into `#/paths`: a unit's results depend on another's
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def check(self) -> list[Located]:
+        """Every problem of the document, placed in the file: reading, `$ref`s, our
+        conventions, the OpenAPI schema."""
+        units = self.units
+        shared = self._cached("shared", units.digest("shared"), self._analyse_shared)
+        keys = {u.path: units.digest("analysis", u.digest, str(units.profile)) for u in units.units}
+        found = {u.path: self.memo.get("units", keys[u.path]) for u in units.units}
+        missing = [u for u in units.units if found[u.path] is None]
+        if missing:
+            fresh = self._analyse(missing)
+            for unit in missing:
+                found[unit.path] = fresh[unit.path]
+                self.memo.put("units", keys[unit.path], fresh[unit.path])
+        self.whole = shared["references_paths"] or any(
+            part["references_paths"] for part in found.values()
+        )
+        if self.whole:  # nothing per unit can be trusted: work on the whole document
+            shared = analysis.analyse_shared(units, self.resolver)
+            found = analysis.analyse_units(units, units.units, self.document.data, self.resolver)
+        per_unit = [found[unit.path] for unit in units.units]
+        diagnostics = analysis.diagnostics(units, shared, per_unit)
+        return [*self.document.problems, *(_locate(self.document, d) for d in diagnostics)]
+
+    def _analyse_shared(self) -> dict[str, Any]:
+        return analysis.analyse_shared(self.units, self.resolver)
+
+    def _analyse(self, chosen: list[Unit]) -> dict[str, dict[str, Any]]:
+        part = self.units.document(chosen)
+        return analysis.analyse_units(self.units, chosen, part, Resolver(part))
+
+    # -- effective schemas and models -------------------------------------------------------
+
+    def prepared(self, *, early: bool) -> Prepared | None:
+        """The effective schemas; early (before the checks), None when the document is too
+        broken for them (the checks will say why)."""
+        stored = self.memo.get("prepared", self.prepared_key)
+        if stored is not None:
+            return Prepared.from_plain(stored)
+        try:
+            prepared = prepare(self.document.data, self.resolver)
+        except Exception as exc:
+            if early:
+                return None
+            pointer = Diagnostic.error(_SCHEMAS, str(exc))
+            raise GenerationFailed([_locate(self.document, pointer)]) from exc
+        self.memo.put("prepared", self.prepared_key, prepared.to_plain())
+        return prepared
+
+    def models_job(self, prepared: Prepared, cache: Cache, worker: Worker | None) -> ModelsJob:
+        """The models of the effective schemas, started (on the worker, if there is one)."""
+        return ModelsJob(prepared.schemas, self.openapi, cache, aliases=prepared.aliases, worker=worker)
+
+    def models_file(self, models: Models, env: jinja2.Environment) -> str:
+        """`models.py` (with stand-ins for the spec's path and hash), formatted."""
+
+        def make() -> str:
+            text = render.render_models(models.source, env)
+            return format_sources({"models.py": text}, sort_imports=("models.py",))["models.py"]
+
+        return self._cached("skeletons", self.units.digest("models", models.source), make)
+
+    # -- rendering --------------------------------------------------------------------------
+
+    def render(
+        self, prepared: Prepared, env: jinja2.Environment
+    ) -> tuple[list[render.Records], dict[str, str]]:
+        """The formatted records of every path item, and the formatted skeletons of the
+        operation table, route table and package (models.py comes with the models)."""
+        keys = [self.units.digest("records", u.digest, self.prepared_key) for u in self.units.units]
+        stored = [None if self.whole else self.memo.get("records", key) for key in keys]
+        missing = [unit for unit, kept in zip(self.units.units, stored, strict=True) if kept is None]
+        fresh = self._render_records(missing, prepared, env)
+        records = []
+        for unit, key, kept in zip(self.units.units, keys, stored, strict=True):
+            if kept is None:
+                kept = fresh[unit.path]
+                self.memo.put("records", key, kept)
+            records.append(render.Records(*kept))
+        has_operations = any(r.operations for r in records)
+        has_callbacks = any(r.callbacks for r in records)
+        skeleton_key = self.units.digest(
+            "skeletons", self.prepared_key, str(has_operations), str(has_callbacks)
+        )
+        skeletons = self.memo.get("skeletons", skeleton_key)
+        if skeletons is None:
+            api = self._shared_api(prepared)
+            texts = render.render_skeletons(
+                api, env, has_operations=has_operations, has_callbacks=has_callbacks
+            )
+            skeletons = format_sources(texts)
+            self.memo.put("skeletons", skeleton_key, skeletons)
+        return records, dict(skeletons)
+
+    def _render_records(
+        self, missing: list[Unit], prepared: Prepared, env: jinja2.Environment
+    ) -> dict[str, tuple[str, str, str]]:
+        if not missing:
+            return {}
+        part = self.document.data if self.whole else self.units.document(missing)
+        resolver = self.resolver if self.whole else Resolver(part)
+        groups = build_operations(part, resolver, prepared)
+        stand_ins = render.ModelStandIns()
+        rendered = []
+        for unit in missing:
+            operations, callbacks = groups.get(unit.path, ([], []))
+            api = with_model_classes(
+                Api(self.source, "", "", tuple(operations), (), (), tuple(callbacks)), stand_ins
+            )
+            rendered.append(render.render_records(api.operations, api.callbacks, env))
+        formatted = render.format_records(rendered, format_sources)
+        return {
+            unit.path: (r.operations, r.routes, r.callbacks)
+            for unit, r in zip(missing, formatted, strict=True)
+        }
+
+    def _shared_api(self, prepared: Prepared) -> Api:
+        """The parts of the API outside the path items: title, base path, security schemes,
+        webhooks (their models as stand-ins)."""
+        part = self.units.document([])
+        api = build(part, Resolver(part), self.source, None, prepared)
+        return with_model_classes(api, render.ModelStandIns())
+
+    def json_files(self, prepared: Prepared) -> dict[str, bytes]:
+        """`schemas.json` and `openapi.json`."""
+        notice = {
+            "notice": render.header(self.source),
+            "sha256": self.source.sha256,
+            "spec": self.source.path,
+        }
+
+        def normalised() -> dict[str, Any]:
+            return schemas_document(
+                prepared.schemas, openapi_30=is_openapi_30(self.openapi), unions=prepared.unions
+            )
+
+        schemas = self._cached("prepared", self.units.digest("schemas.json", self.prepared_key), normalised)
+        return {
+            "schemas.json": json_text({**schemas, "x-generated": notice}, sort_keys=True),
+            "openapi.json": openapi_document(self.document.data, generated=notice),
+        }
+
+    def _cached(self, section: str, key: str, make: Any) -> Any:
+        value = self.memo.get(section, key)
+        if value is None:
+            value = make()
+            self.memo.put(section, key, value)
+        return value
 
 
 def _locate(document: loader.Document, diagnostic: Diagnostic) -> Located:
     return document.source_map.locate_diagnostic(diagnostic)
 
 
-def _check(document: loader.Document, resolver: Resolver, cache: Cache) -> list[Located]:
-    """Every problem of the document: YAML, `$ref`s, our conventions, the OpenAPI schema."""
-    diagnostics = lint.check_refs(document.data, resolver)
-    refs_resolve = not diagnostics
-    diagnostics += lint.lint(document.data, resolver)
-    if refs_resolve:  # the validator cannot cope with a dangling $ref
-        diagnostics += validate.validate(document.data, document.sha256, cache)
-    return [*document.problems, *(_locate(document, d) for d in diagnostics)]
-
-
 def _stop_on_failures(problems: list[Located], strict: bool) -> None:
     if any(p.severity == Severity.ERROR.value or strict for p in problems):
         raise GenerationFailed(sorted(set(problems)))
-
-
-def _early_prepare(data: dict[str, Any], resolver: Resolver) -> Prepared | None:
-    """The effective schemas before the checks, so models can start at once; None when the
-    document is too broken for that (the checks will say why)."""
-    try:
-        return prepare(data, resolver)
-    except Exception:
-        return None
-
-
-def _prepare(document: loader.Document, resolver: Resolver) -> Prepared:
-    try:
-        return prepare(document.data, resolver)
-    except ValueError as exc:
-        raise GenerationFailed([_locate(document, Diagnostic.error(_SCHEMAS, str(exc)))]) from exc
-
-
-def _models_job(
-    document: loader.Document, prepared: Prepared, cache: Cache, worker: Worker | None
-) -> ModelsJob:
-    version = _openapi_version(document.data)
-    return ModelsJob(prepared.schemas, version, cache, aliases=prepared.aliases, worker=worker)
 
 
 def _models(document: loader.Document, job: ModelsJob) -> Models:
@@ -123,36 +293,3 @@ def _model_warning(data: dict[str, Any], message: str) -> Diagnostic:
     named = [word for word in re.findall(r"[\w.-]+", message) if word in names]
     pointer = jsonpointer.child(_SCHEMAS, named[0]) if named else _SCHEMAS
     return Diagnostic.warning(pointer, f"datamodel-code-generator: {message}")
-
-
-def _openapi_version(data: dict[str, Any]) -> str:
-    return str(data.get("openapi", ""))
-
-
-def _render(api: Api, models: Models, cache: Cache) -> dict[str, bytes]:
-    """The bytes of every generated Python file: templates, then ruff."""
-    texts = render(api, models.source, cache.folder("jinja"))
-    return {name: text.encode() for name, text in _formatted(texts).items()}
-
-
-def _json_files(api: Api, data: dict[str, Any], prepared: Prepared) -> dict[str, bytes]:
-    """`schemas.json` and `openapi.json`."""
-    notice = {"notice": header(api), "sha256": api.source.sha256, "spec": api.source.path}
-    schemas = schemas_document(
-        prepared.schemas,
-        openapi_30=is_openapi_30(_openapi_version(data)),
-        generated=notice,
-        unions=prepared.unions,
-    )
-    return {
-        "schemas.json": schemas.encode(),
-        "openapi.json": openapi_document(data, generated=notice).encode(),
-    }
-
-
-def _formatted(texts: dict[str, str]) -> dict[str, str]:
-    with tempfile.TemporaryDirectory(prefix="gantry-format-") as folder:
-        for name, text in texts.items():
-            Path(folder, name).write_text(text, encoding="utf-8")
-        format_files(Path(folder), sorted(texts), sort_imports=("models.py",))
-        return {name: Path(folder, name).read_text(encoding="utf-8") for name in sorted(texts)}

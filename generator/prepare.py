@@ -50,6 +50,22 @@ class Prepared:
         """The schema a body media type at `media_pointer` is validated and modelled with."""
         return self.bodies.get(media_pointer, raw)
 
+    def to_plain(self) -> dict[str, Any]:
+        """Plain values (for the memo)."""
+        unions = {name: [base, subtypes] for name, (base, subtypes) in self.unions.items()}
+        return {
+            "schemas": self.schemas,
+            "bodies": self.bodies,
+            "unions": unions,
+            "aliases": self.aliases,
+        }
+
+    @classmethod
+    def from_plain(cls, plain: dict[str, Any]) -> Prepared:
+        """Undo `to_plain`."""
+        unions = {name: (base, subtypes) for name, (base, subtypes) in plain["unions"].items()}
+        return cls(plain["schemas"], plain["bodies"], unions, plain["aliases"])
+
 
 def ref_name(schema: Any) -> str | None:
     """`Pet` for `{"$ref": "#/components/schemas/Pet"}`; None for anything else."""

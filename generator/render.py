@@ -1,15 +1,28 @@
-"""Render the IR through one jinja2 template per generated Python file."""
+"""Render the IR through jinja2 templates: a skeleton per generated Python file, and the records
+of each path item's operations apart.
+
+The operation table, route table and callbacks are long lists of records, one group per path
+item. Each group is rendered on its own (`records.jinja`) so that a rebuild after editing one
+operation renders and formats only that group and reuses the text of the others; `assemble`
+puts the groups in place of the skeleton's markers. ruff formats a record the same wherever it
+stands, as long as its indentation is the same, which the wrappers in `format_records` ensure.
+"""
 
 from __future__ import annotations
 
+import ast
 import json
 import math
+import re
+import textwrap
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from .ir import Api
+from .ir import Api, Callback, Operation, Source
 
 TEMPLATES = Path(__file__).with_name("templates")
 PYTHON_FILES = ("__init__.py", "operations.py", "routes.py")
@@ -19,9 +32,9 @@ HEADER = (
 )
 
 
-def header(api: Api) -> str:
+def header(source: Source) -> str:
     """The do-not-edit notice every generated file starts with (without comment syntax)."""
-    return HEADER.format(path=api.source.path, sha256=api.source.sha256)
+    return HEADER.format(path=source.path, sha256=source.sha256)
 
 
 def py(value: Any) -> str:
@@ -69,13 +82,165 @@ def environment(bytecode_folder: Path | None = None) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["py"] = py
-    env.globals["header"] = header
     return env
 
 
-def render(api: Api, models_source: str, bytecode_folder: Path | None = None) -> dict[str, str]:
-    """The text of every generated Python file, by file name (`schemas.json` is written apart)."""
-    env = environment(bytecode_folder)
-    files = {name: env.get_template(name + ".jinja").render(api=api) for name in PYTHON_FILES}
-    files["models.py"] = env.get_template("models.py.jinja").render(api=api, body=models_source)
+# Skeletons are rendered (and their formatting cached) without the spec's path and hash, which
+# change on every edit; these stand in for them until `assemble`. The hash stand-in has the
+# hash's length, so ruff lays the line out the same.
+_SOURCE_STAND_IN = Source("<spec>", "0123456789abcdef" * 4)
+_HEADER_STAND_IN = HEADER.format(path=_SOURCE_STAND_IN.path, sha256=_SOURCE_STAND_IN.sha256)
+RECORD_KINDS = ("operations", "routes", "callbacks")
+
+
+def marker(kind: str) -> str:
+    """The name standing where a skeleton's records go."""
+    return f"_gantry_{kind}_"
+
+
+def render_skeletons(
+    api: Api, env: jinja2.Environment, *, has_operations: bool, has_callbacks: bool
+) -> dict[str, str]:
+    """`__init__.py`, `operations.py` and `routes.py` without their records, by file name;
+    `api` needs no operations or callbacks (its webhooks and security schemes are rendered in
+    place)."""
+    api = Api(
+        _SOURCE_STAND_IN,
+        api.title,
+        api.base_path,
+        (),
+        api.security_schemes,
+        api.webhooks,
+    )
+    context = {
+        "api": api,
+        "header": _HEADER_STAND_IN,
+        "marker": marker,
+        "has_operations": has_operations,
+        "has_callbacks": has_callbacks,
+    }
+    return {name: env.get_template(name + ".jinja").render(**context) for name in PYTHON_FILES}
+
+
+def render_models(body: str, env: jinja2.Environment) -> str:
+    """`models.py` around the body datamodel-code-generator made (with the header stand-in)."""
+    return env.get_template("models.py.jinja").render(header=_HEADER_STAND_IN, body=body)
+
+
+class ModelStandIns(Mapping[str, str]):
+    """Stands in for the map from schema name to model class while the models are being made:
+    the records are rendered meanwhile, with a stand-in that `put_model_classes` replaces."""
+
+    def __getitem__(self, name: str) -> str:
+        return f"\ue000{name}\ue001"
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+# A string literal holding a stand-in, in either quote style (ruff picks the one with fewer
+# escapes); group 2 is the name when the literal has no escapes at all (nearly always).
+_STAND_IN = re.compile(r"""(["'])\ue000(?:([^\\\n"']*)|(?:[^\\\n]|\\.)*?)\ue001\1""")
+
+
+def put_model_classes(text: str, class_names: Mapping[str, str]) -> str:
+    """`text` with each model stand-in replaced by the class name (or None: no class)."""
+    if "\ue000" not in text:
+        return text
+    done: dict[str, str] = {}
+
+    def replace(match: re.Match[str]) -> str:
+        literal = match.group(0)
+        if literal not in done:
+            plain = match.group(2)
+            name = plain if plain is not None else ast.literal_eval(literal)[1:-1]
+            done[literal] = py(class_names.get(name))
+        return done[literal]
+
+    return _STAND_IN.sub(replace, text)
+
+
+@dataclass(frozen=True)
+class Records:
+    """The rendered records of one group of operations (a path item), per kind."""
+
+    operations: str
+    routes: str
+    callbacks: str
+
+    def of(self, kind: str) -> str:
+        """The text for one of `RECORD_KINDS`."""
+        return str(getattr(self, kind))
+
+
+def render_records(
+    operations: Sequence[Operation], callbacks: Sequence[Callback], env: jinja2.Environment
+) -> Records:
+    """The records of a group of operations, unformatted."""
+    module = env.get_template("records.jinja").module
+    operation: Callable[[Operation], str] = module.operation  # type: ignore[attr-defined]
+    route: Callable[[Operation], str] = module.route  # type: ignore[attr-defined]
+    callback: Callable[[Callback], str] = module.callback  # type: ignore[attr-defined]
+    return Records(
+        operations="".join(f"{operation(op)},\n" for op in operations),
+        routes="".join(f"{route(op)}\n" for op in operations),
+        callbacks="".join(f"{callback(c)},\n" for c in callbacks),
+    )
+
+
+def format_records(
+    groups: Sequence[Records], format_files: Callable[[dict[str, str]], dict[str, str]]
+) -> list[Records]:
+    """`groups` formatted by one call of `format_files` (file name → text, formatted).
+
+    Each group's records are wrapped as they stand in the finished files: inside a tuple, or
+    in a function body, at an indentation of four spaces.
+    """
+    sources = {
+        "operations.py": "".join(f"_{i} = (\n{g.operations})\n" for i, g in enumerate(groups)),
+        "callbacks.py": "".join(f"_{i} = (\n{g.callbacks})\n" for i, g in enumerate(groups)),
+        "routes.py": "".join(
+            f"def _{i}():\n{textwrap.indent(g.routes or 'pass', '    ')}\n"
+            for i, g in enumerate(groups)
+        ),
+    }
+    formatted = format_files(sources)
+    parts = {kind: _unwrap(formatted[kind + ".py"], len(groups)) for kind in RECORD_KINDS}
+    return [
+        Records(*(parts[kind][i] if getattr(g, kind) else "" for kind in RECORD_KINDS))
+        for i, g in enumerate(groups)
+    ]
+
+
+def _unwrap(text: str, count: int) -> list[str]:
+    """The indented body of each numbered wrapper of `format_records`, in order."""
+    lines = text.splitlines(keepends=True)
+    bodies: list[list[str]] = []
+    for line in lines:
+        if line.startswith(("_", "def _")):
+            bodies.append([])
+        elif line.startswith("    ") and bodies:
+            bodies[-1].append(line)
+    if len(bodies) != count:
+        raise RuntimeError("formatting the records went wrong: wrappers lost")
+    return ["".join(body) for body in bodies]
+
+
+def assemble(skeletons: dict[str, str], groups: Sequence[Records], source: Source) -> dict[str, str]:
+    """The finished Python files: each marker replaced by the records of every group, in
+    order, and the stand-ins for the spec's path and hash replaced by the real ones."""
+    header = HEADER.format(path=source.path, sha256=source.sha256)
+    files = {}
+    for name, text in skeletons.items():
+        for kind in RECORD_KINDS:
+            line = f"    {marker(kind)}\n" if kind == "routes" else f"    # {marker(kind)}\n"
+            if line in text:
+                text = text.replace(line, "".join(g.of(kind) for g in groups), 1)
+        text = text.replace(_HEADER_STAND_IN, header, 1)
+        if name == "__init__.py":
+            text = text.replace(_SOURCE_STAND_IN.sha256, source.sha256, 1)
+        files[name] = text
     return files

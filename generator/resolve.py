@@ -98,9 +98,10 @@ class Resolver:
         return node
 
 
-def iter_refs(document: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """Every `$ref` in the document as (pointer of the `$ref` member, reference), in order."""
-    stack: list[tuple[str, Any, bool]] = [("", document, False)]
+def iter_refs(node: Any, pointer: str = "") -> Iterator[tuple[str, str]]:
+    """Every `$ref` in the document (or in its part `node` at `pointer`) as (pointer of the
+    `$ref` member, reference), in order."""
+    stack: list[tuple[str, Any, bool]] = [(pointer, node, False)]
     while stack:
         pointer, node, is_name_map = stack.pop()
         if isinstance(node, dict):

@@ -12,6 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 _DROPPED = frozenset({"example", "discriminator", "xml", "externalDocs"})
@@ -102,10 +104,9 @@ def schemas_document(
     component_schemas: dict[str, Any],
     *,
     openapi_30: bool,
-    generated: dict[str, str],
     unions: Mapping[str, tuple[str, Mapping[str, str]]] | None = None,
-) -> str:
-    """The text of `schemas.json`: every component schema under `components/schemas`.
+) -> dict[str, Any]:
+    """`schemas.json` (without its notice): every component schema under `components/schemas`.
 
     A discriminator union (`unions`: name -> (base, discriminator value -> subtype)) becomes a
     `oneOf` whose branches also require their discriminator value, as the discriminator means.
@@ -116,12 +117,7 @@ def schemas_document(
     for name, (base, subtypes) in (unions or {}).items():
         discriminator = component_schemas[base].get("discriminator", {})
         normalised[name] = discriminated_one_of(str(discriminator["propertyName"]), subtypes)
-    document = {
-        "$schema": JSON_SCHEMA_DIALECT,
-        "components": {"schemas": normalised},
-        "x-generated": generated,
-    }
-    return json.dumps(document, sort_keys=True, indent=1) + "\n"
+    return {"$schema": JSON_SCHEMA_DIALECT, "components": {"schemas": normalised}}
 
 
 def discriminated_one_of(property_name: str, subtypes: Mapping[str, str]) -> dict[str, Any]:
@@ -138,6 +134,17 @@ def discriminated_one_of(property_name: str, subtypes: Mapping[str, str]) -> dic
     }
 
 
-def openapi_document(document: dict[str, Any], *, generated: dict[str, str]) -> str:
-    """The text of `openapi.json`: the spec as written (key order kept), for the server to serve."""
-    return json.dumps({"x-generated": generated, **document}, indent=1) + "\n"
+def openapi_document(document: dict[str, Any], *, generated: dict[str, str]) -> bytes:
+    """`openapi.json`: the spec as written (key order kept), for the server to serve."""
+    return json_text({"x-generated": generated, **document})
+
+
+def json_text(value: Any, *, sort_keys: bool = False) -> bytes:
+    """Indented JSON, UTF-8, with a final newline: orjson, which is ten times faster than the
+    standard library; that, for what orjson refuses (integers beyond 64 bits)."""
+    options = orjson.OPT_INDENT_2 | (orjson.OPT_SORT_KEYS if sort_keys else 0)
+    try:
+        return orjson.dumps(value, option=options) + b"\n"
+    except (orjson.JSONEncodeError, TypeError):
+        text = json.dumps(value, indent=2, sort_keys=sort_keys, ensure_ascii=False)
+        return text.encode("utf-8") + b"\n"

@@ -92,10 +92,17 @@ def build(operations: int) -> dict[str, Any]:
 
 
 def to_yaml(document: dict[str, Any]) -> str:
-    """Block-style YAML, keys in insertion order (as people write specs)."""
+    """Block-style YAML, keys in insertion order, no anchors (as people write specs: the
+    builders share some dicts between operations, which PyYAML would write as `&id001`)."""
     import yaml
 
-    text: str = yaml.safe_dump(document, sort_keys=False, width=100, allow_unicode=True)
+    class Dumper(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    text: str = yaml.dump(
+        document, Dumper=Dumper, sort_keys=False, width=100, allow_unicode=True
+    )
     return text
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from generator.schemas import normalise, schemas_document
+from generator.schemas import json_text, normalise, schemas_document
 
 
 def test_30_nullable_type_becomes_a_type_list() -> None:
@@ -95,12 +95,14 @@ def test_input_is_not_changed() -> None:
 
 
 def test_schemas_document_is_sorted_and_resolvable() -> None:
-    text = schemas_document(
-        {"B": {"type": "string"}, "A": {"$ref": "#/components/schemas/B"}},
-        openapi_30=False,
-        generated={"sha256": "0" * 64},
+    document = schemas_document(
+        {"B": {"type": "string"}, "A": {"$ref": "#/components/schemas/B"}}, openapi_30=False
     )
-    document = json.loads(text)
-    assert list(document["components"]["schemas"]) == ["A", "B"]
-    assert document["x-generated"] == {"sha256": "0" * 64}
-    assert text == json.dumps(document, sort_keys=True, indent=1) + "\n"
+    text = json_text({**document, "x-generated": {"sha256": "0" * 64}}, sort_keys=True)
+    assert list(json.loads(text)["components"]["schemas"]) == ["A", "B"]
+    assert json.loads(text)["x-generated"] == {"sha256": "0" * 64}
+    assert text.decode() == json.dumps(json.loads(text), sort_keys=True, indent=2) + "\n"
+
+
+def test_json_text_falls_back_for_integers_orjson_refuses() -> None:
+    assert json.loads(json_text({"maximum": 2**70})) == {"maximum": 2**70}

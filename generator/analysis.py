@@ -1,0 +1,100 @@
+"""Every problem of a document, found per unit (path item) and for the shared part, so that the
+findings for an unchanged unit can be kept between runs (see `units` and `memo`).
+
+A finding is a plain tuple, as the memo stores it. The comparisons between operations
+(duplicate operationIds…) are made afresh each run from each unit's `SiteSummary`s. Whether the
+OpenAPI-schema findings count depends on the whole document: the validator is only trusted
+when every `$ref` resolves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import astuple
+from typing import Any
+
+from . import lint, validate
+from .diagnostics import Diagnostic, Severity
+from .resolve import Resolver, iter_refs
+from .units import Unit, Units, references_paths
+from .walk import iter_operations
+
+Finding = tuple[str, str, str]  # (severity, pointer, message)
+
+
+def analyse_shared(units: Units, resolver: Resolver) -> dict[str, Any]:
+    """The findings of the shared part (its path items left out)."""
+    shared = units.shared
+    refs = lint.check_refs(shared, resolver)
+    return {
+        "findings": _findings([*refs, *lint.lint_nullable(shared)]),
+        "refs_resolve": not refs,
+        "validation": validate.run_validation(shared),
+        "references_paths": any(references_paths(ref) for _, ref in iter_refs(shared)),
+    }
+
+
+def analyse_units(
+    units: Units, chosen: Iterable[Unit], document: dict[str, Any], resolver: Resolver
+) -> dict[str, dict[str, Any]]:
+    """The findings of each chosen unit, by path; `document` holds at least those units."""
+    chosen = list(chosen)
+    sites: dict[str, list[Any]] = {unit.path: [] for unit in chosen}
+    for site in iter_operations(document, resolver):
+        if site.path in sites:
+            sites[site.path].append(site)
+    openapi = str(units.shared.get("openapi", ""))
+    results = {}
+    for unit in chosen:
+        refs = lint.check_refs(unit.value, resolver, unit.pointer)
+        found = [*refs, *lint.lint_nullable(unit.value, unit.pointer, openapi=openapi)]
+        for site in sites[unit.path]:
+            found += lint.lint_operation(site, document, resolver, units.profile)
+        results[unit.path] = {
+            "findings": _findings(found),
+            "refs_resolve": not refs,
+            "validation": _validation(unit, units.shared),
+            "references_paths": any(
+                references_paths(ref) for _, ref in iter_refs(unit.value, unit.pointer)
+            ),
+            "sites": [astuple(lint.SiteSummary.of(site)) for site in sites[unit.path]],
+        }
+    return results
+
+
+def diagnostics(
+    units: Units, shared: dict[str, Any], per_unit: list[dict[str, Any]]
+) -> list[Diagnostic]:
+    """Every problem: the findings of the parts, the comparisons between operations, and the
+    OpenAPI-schema findings when every `$ref` resolves."""
+    parts = [shared, *per_unit]
+    found = [
+        Diagnostic(Severity(severity), pointer, message)
+        for part in parts
+        for severity, pointer, message in part["findings"]
+    ]
+    summaries = [lint.SiteSummary(*site) for part in per_unit for site in part["sites"]]
+    found += lint.lint_across([unit.path for unit in units.units], summaries)
+    if all(part["refs_resolve"] for part in parts):  # the validator cannot cope otherwise
+        found += [Diagnostic.error(p, m) for part in parts for p, m in part["validation"]]
+    return found
+
+
+def _validation(unit: Unit, shared: dict[str, Any]) -> list[tuple[str, str]]:
+    """The OpenAPI-schema findings of a path item, from a document of that path item alone
+    (a finding about `paths` as a whole can then only be about this path item)."""
+    alone = {
+        "openapi": shared.get("openapi"),
+        "info": {"title": "", "version": ""},
+        "paths": {unit.path: unit.value},
+    }
+    inside = unit.pointer + "/"
+    return [
+        (pointer, message)
+        for pointer, message in validate.run_validation(alone)
+        if pointer in (unit.pointer, "/paths") or pointer.startswith(inside)
+    ]
+
+
+def _findings(found: list[Diagnostic]) -> list[Finding]:
+    return [(d.severity.value, d.pointer, d.message) for d in found]
