@@ -24,6 +24,8 @@ class SecurityScheme:
     bearer_format: str | None
     location: str | None  # apiKey only: header, query or cookie
     parameter_name: str | None  # apiKey only: the header, query or cookie name
+    open_id_connect_url: str | None  # openIdConnect only
+    scopes: Mapping[str, str]  # oauth2 only: every scope its flows offer -> description
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ class Operation:
     path: str  # server base path + spec path, as in the spec
     rule: str  # the Flask rule
     security: tuple[tuple[str, ...], ...]  # alternatives of schemes that must all hold; () public
+    # per alternative of `security`: the scopes each of its schemes asks for (oauth2 and
+    # openIdConnect), schemes without scopes left out
+    scopes: tuple[Mapping[str, tuple[str, ...]], ...]
     min_role: str | None  # x-gantry-min-role
     parameters: tuple[Parameter, ...]
     request_body: RequestBody | None
@@ -112,6 +117,8 @@ SECURITY_SCHEMES: Mapping[str, SecurityScheme] = {
         bearer_format=None,
         location=None,
         parameter_name=None,
+        open_id_connect_url=None,
+        scopes={},
     ),
     "sessionCookie": SecurityScheme(
         name="sessionCookie",
@@ -120,6 +127,8 @@ SECURITY_SCHEMES: Mapping[str, SecurityScheme] = {
         bearer_format=None,
         location="cookie",
         parameter_name="session",
+        open_id_connect_url=None,
+        scopes={},
     ),
 }
 
@@ -133,6 +142,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/admin/users",
         rule="/api/v1/admin/users",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="superadmin",
         parameters=(
             Parameter(
@@ -305,6 +315,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/admin/users",
         rule="/api/v1/admin/users",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="superadmin",
         parameters=(),
         request_body=RequestBody(
@@ -511,6 +522,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/admin/users/{user_id}",
         rule="/api/v1/admin/users/<user_id>",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="superadmin",
         parameters=(
             Parameter(
@@ -676,6 +688,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/admin/users/{user_id}",
         rule="/api/v1/admin/users/<user_id>",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="superadmin",
         parameters=(
             Parameter(
@@ -908,6 +921,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/auth/login",
         rule="/api/v1/auth/login",
         security=(),
+        scopes=(),
         min_role="public",
         parameters=(),
         request_body=RequestBody(
@@ -1086,6 +1100,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/auth/logout",
         rule="/api/v1/auth/logout",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="session",
         parameters=(),
         request_body=None,
@@ -1191,6 +1206,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/auth/me",
         rule="/api/v1/auth/me",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="any",
         parameters=(),
         request_body=None,
@@ -1303,6 +1319,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/auth/me",
         rule="/api/v1/auth/me",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="session",
         parameters=(),
         request_body=RequestBody(
@@ -1481,6 +1498,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/auth/register",
         rule="/api/v1/auth/register",
         security=(),
+        scopes=(),
         min_role="public",
         parameters=(),
         request_body=RequestBody(
@@ -1687,6 +1705,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/docs",
         rule="/api/v1/docs",
         security=(),
+        scopes=(),
         min_role="public",
         parameters=(),
         request_body=None,
@@ -1773,6 +1792,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/health",
         rule="/api/v1/health",
         security=(),
+        scopes=(),
         min_role="public",
         parameters=(),
         request_body=None,
@@ -1834,6 +1854,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/openapi.json",
         rule="/api/v1/openapi.json",
         security=(),
+        scopes=(),
         min_role="public",
         parameters=(),
         request_body=None,
@@ -1920,6 +1941,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/status",
         rule="/api/v1/status",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="any",
         parameters=(),
         request_body=None,
@@ -2032,6 +2054,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/tokens",
         rule="/api/v1/tokens",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="session",
         parameters=(
             Parameter(
@@ -2195,6 +2218,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/tokens",
         rule="/api/v1/tokens",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="session",
         parameters=(),
         request_body=RequestBody(
@@ -2375,6 +2399,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/tokens/{token_id}",
         rule="/api/v1/tokens/<token_id>",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="session",
         parameters=(
             Parameter(
@@ -2515,6 +2540,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/tokens/{token_id}",
         rule="/api/v1/tokens/<token_id>",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="session",
         parameters=(
             Parameter(
@@ -2722,6 +2748,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/users/lookup",
         rule="/api/v1/users/lookup",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="user",
         parameters=(
             Parameter(
@@ -2869,6 +2896,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/version",
         rule="/api/v1/version",
         security=(),
+        scopes=(),
         min_role="public",
         parameters=(),
         request_body=None,
@@ -2930,6 +2958,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/workspaces",
         rule="/api/v1/workspaces",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="any",
         parameters=(
             Parameter(
@@ -3084,6 +3113,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/workspaces",
         rule="/api/v1/workspaces",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="user",
         parameters=(),
         request_body=RequestBody(
@@ -3283,6 +3313,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/workspaces/{workspace_id}",
         rule="/api/v1/workspaces/<workspace_id>",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="owner",
         parameters=(
             Parameter(
@@ -3423,6 +3454,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/workspaces/{workspace_id}",
         rule="/api/v1/workspaces/<workspace_id>",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="viewer",
         parameters=(
             Parameter(
@@ -3570,6 +3602,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/workspaces/{workspace_id}",
         rule="/api/v1/workspaces/<workspace_id>",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="admin",
         parameters=(
             Parameter(
@@ -3807,6 +3840,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/workspaces/{workspace_id}/api-keys",
         rule="/api/v1/workspaces/<workspace_id>/api-keys",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="viewer",
         parameters=(
             Parameter(
@@ -4004,6 +4038,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/workspaces/{workspace_id}/api-keys",
         rule="/api/v1/workspaces/<workspace_id>/api-keys",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="admin",
         parameters=(
             Parameter(
@@ -4220,6 +4255,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/workspaces/{workspace_id}/api-keys/{key_id}",
         rule="/api/v1/workspaces/<workspace_id>/api-keys/<key_id>",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="admin",
         parameters=(
             Parameter(
@@ -4369,6 +4405,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/workspaces/{workspace_id}/audit-log",
         rule="/api/v1/workspaces/<workspace_id>/audit-log",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="admin",
         parameters=(
             Parameter(
@@ -4626,6 +4663,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/workspaces/{workspace_id}/members",
         rule="/api/v1/workspaces/<workspace_id>/members",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="viewer",
         parameters=(
             Parameter(
@@ -4823,6 +4861,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/workspaces/{workspace_id}/members",
         rule="/api/v1/workspaces/<workspace_id>/members",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="admin",
         parameters=(
             Parameter(
@@ -5057,6 +5096,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/workspaces/{workspace_id}/members/{user_id}",
         rule="/api/v1/workspaces/<workspace_id>/members/<user_id>",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="admin",
         parameters=(
             Parameter(
@@ -5231,6 +5271,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/workspaces/{workspace_id}/members/{user_id}",
         rule="/api/v1/workspaces/<workspace_id>/members/<user_id>",
         security=(("bearerAuth",), ("sessionCookie",)),
+        scopes=({}, {}),
         min_role="admin",
         parameters=(
             Parameter(

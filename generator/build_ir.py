@@ -33,6 +33,7 @@ from .walk import (
     parameters,
     security,
     security_alternatives,
+    security_scopes,
 )
 
 COMPONENT_SCHEMA_PREFIX = "#/components/schemas/"
@@ -171,6 +172,7 @@ class _Builder:
             path=path,
             rule=flask_rule(path),
             security=security_alternatives(requirements),
+            scopes=security_scopes(requirements),
             min_role=min_role if isinstance(min_role, str) else None,
             parameters=self.parameters(params),
             request_body=self.request_body(site.operation, site.pointer),
@@ -370,9 +372,24 @@ class _Builder:
                     bearer_format=_optional_str(scheme.get("bearerFormat")),
                     location=_optional_str(scheme.get("in")) if kind == "apiKey" else None,
                     parameter_name=_optional_str(scheme.get("name")) if kind == "apiKey" else None,
+                    open_id_connect_url=(
+                        _optional_str(scheme.get("openIdConnectUrl"))
+                        if kind == "openIdConnect"
+                        else None
+                    ),
+                    scopes=_flow_scopes(scheme) if kind == "oauth2" else {},
                 )
             )
         return tuple(result)
+
+
+def _flow_scopes(scheme: dict[str, Any]) -> dict[str, str]:
+    """Every scope an oauth2 scheme's flows offer, with its description, sorted."""
+    scopes: dict[str, str] = {}
+    for flow in _mapping(scheme.get("flows")).values():
+        for name, description in _mapping(_mapping(flow).get("scopes")).items():
+            scopes.setdefault(str(name), str(description))
+    return dict(sorted(scopes.items()))
 
 
 def _mapping(value: Any) -> dict[str, Any]:

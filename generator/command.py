@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
+import marshal
 import os
 import sys
 from pathlib import Path, PurePosixPath
@@ -46,10 +46,9 @@ def generate(spec: Path, *, strict: bool = False, cache: Cache | None = None) ->
         installed_digest(),
         sys.version,
     )
-    cached = cache.get("output", output_key)
-    if cached is not None:
-        generated = _decode(cached)
-    else:
+    cached = cache.get_bytes("output", output_key)
+    generated = _decode(cached) if cached is not None else None
+    if generated is None:
         from .models import Worker  # light; forks before the heavy imports below
 
         worker = Worker.start()  # imports datamodel-code-generator on another core meanwhile
@@ -60,22 +59,25 @@ def generate(spec: Path, *, strict: bool = False, cache: Cache | None = None) ->
         finally:
             if worker is not None:
                 worker.stop()
-        cache.put("output", output_key, _encode(generated))
+        cache.put_bytes("output", output_key, _encode(generated))
     if strict and generated.warnings:
         raise GenerationFailed(generated.warnings)
     return generated
 
 
-def _encode(generated: Generated) -> str:
-    files = {name: content.decode("utf-8") for name, content in generated.files.items()}
-    warnings = [[w.line, w.column, w.severity, w.message] for w in generated.warnings]
-    return json.dumps({"files": files, "warnings": warnings}, sort_keys=True)
+def _encode(generated: Generated) -> bytes:
+    # marshal: the entry is read back only by this Python (its version is part of the key).
+    warnings = [(w.line, w.column, w.severity, w.message) for w in generated.warnings]
+    return marshal.dumps({"files": dict(generated.files), "warnings": warnings})
 
 
-def _decode(text: str) -> Generated:
-    entry = json.loads(text)
-    files = {name: content.encode("utf-8") for name, content in entry["files"].items()}
-    warnings = tuple(Located(*warning) for warning in entry["warnings"])
+def _decode(raw: bytes) -> Generated | None:
+    try:
+        entry = marshal.loads(raw)
+        files = {str(name): bytes(content) for name, content in entry["files"].items()}
+        warnings = tuple(Located(*warning) for warning in entry["warnings"])
+    except (EOFError, ValueError, TypeError, KeyError, AttributeError):
+        return None  # a damaged entry is no entry
     return Generated(files, warnings)
 
 

@@ -49,7 +49,9 @@ def format_files(folder: Path, names: list[str], *, sort_imports: tuple[str, ...
             raise RuntimeError(f"ruff {command[1]} failed: {problem}")
 
 
-def format_sources(sources: dict[str, str], *, sort_imports: tuple[str, ...] = ()) -> dict[str, str]:
+def format_sources(
+    sources: dict[str, str], *, sort_imports: tuple[str, ...] = ()
+) -> dict[str, str]:
     """`sources` (file name → text) formatted, by one ruff run over a temporary folder."""
     if not sources:
         return {}

@@ -23,6 +23,8 @@ class SecurityScheme:
     bearer_format: str | None
     location: str | None  # apiKey: `header`, `query` or `cookie`
     parameter_name: str | None  # apiKey: the header, query or cookie name
+    open_id_connect_url: str | None  # openIdConnect
+    scopes: Mapping[str, str]  # oauth2: every scope of its flows -> description
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class Operation:
     path: str
     rule: str
     security: tuple[tuple[str, ...], ...]
+    scopes: tuple[Mapping[str, tuple[str, ...]], ...]  # per alternative of `security`
     min_role: str | None
     parameters: tuple[Parameter, ...]
     request_body: RequestBody | None

@@ -273,7 +273,10 @@ class _Builder:
         for index, item in enumerate(node.value):
             item_pointer = f"{pointer}/{index}" if self.record else ""
             if self.record:
-                self.positions[item_pointer] = (item.start_mark.line + 1, item.start_mark.column + 1)
+                self.positions[item_pointer] = (
+                    item.start_mark.line + 1,
+                    item.start_mark.column + 1,
+                )
             items.append(self.value(item, item_pointer))
         return items
 

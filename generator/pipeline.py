@@ -29,6 +29,7 @@ from .memo import Memo
 from .models import Models, ModelsJob, Worker
 from .output import Generated
 from .prepare import Prepared, prepare
+from .render import Records
 from .resolve import Resolver
 from .schemas import is_openapi_30, json_text, openapi_document, schemas_document
 from .units import Unit, Units, split
@@ -56,9 +57,11 @@ def produce(
     memo.replace("pieces", pieces)
     facts = dict(memo.previous["facts"])
     units = split(document.data, digests=document.digests, facts=facts)
-    memo.replace("facts", {u.digest: facts[u.digest] for u in units.units} | {
-        units.shared_digest: facts[units.shared_digest]
-    })
+    memo.replace(
+        "facts",
+        {u.digest: facts[u.digest] for u in units.units}
+        | {units.shared_digest: facts[units.shared_digest]},
+    )
     resolver = Resolver(document.data)
     run = _Run(memo, units, document, resolver, Source(shown, document.sha256))
     try:
@@ -70,7 +73,7 @@ def produce(
         assert prepared is not None
         job = job or run.models_job(prepared, cache, worker)
         env = render.environment(cache.folder("jinja"))
-        records, skeletons = run.render(prepared, env)
+        records, skeletons = run.records_and_skeletons(prepared, env)
         json_files = run.json_files(prepared)
         models = _models(document, job)
     finally:
@@ -78,9 +81,11 @@ def produce(
             worker.stop()  # idle (models came from the cache) or done
     problems += [_locate(document, _model_warning(document.data, m)) for m in models.warnings]
     _stop_on_failures(problems, strict)
+    skeletons = {
+        name: render.put_model_classes(text, models.class_names) for name, text in skeletons.items()
+    }
     skeletons["models.py"] = run.models_file(models, env)
-    texts = render.assemble(skeletons, records, run.source)
-    texts = {name: render.put_model_classes(text, models.class_names) for name, text in texts.items()}
+    texts = render.assemble(skeletons, run.finish(records, models), run.source)
     memo.save()
     files = {**{name: text.encode() for name, text in texts.items()}, **json_files}
     return Generated(files, tuple(sorted(p for p in set(problems) if p.severity == "warning")))
@@ -116,6 +121,7 @@ class _Run:
             "prepared", *(f"{unit.path}\0{unit.bodies}" for unit in units.units)
         )
         self.whole = False  # a `$ref` into `#/paths`: a unit's results depend on another's
+        self.fresh_records: dict[str, int] = {}  # memo key -> index, of records made this run
 
     # -- checks -----------------------------------------------------------------------------
 
@@ -169,7 +175,9 @@ class _Run:
 
     def models_job(self, prepared: Prepared, cache: Cache, worker: Worker | None) -> ModelsJob:
         """The models of the effective schemas, started (on the worker, if there is one)."""
-        return ModelsJob(prepared.schemas, self.openapi, cache, aliases=prepared.aliases, worker=worker)
+        return ModelsJob(
+            prepared.schemas, self.openapi, cache, aliases=prepared.aliases, worker=worker
+        )
 
     def models_file(self, models: Models, env: jinja2.Environment) -> str:
         """`models.py` (with stand-ins for the spec's path and hash), formatted."""
@@ -178,25 +186,32 @@ class _Run:
             text = render.render_models(models.source, env)
             return format_sources({"models.py": text}, sort_imports=("models.py",))["models.py"]
 
-        return self._cached("skeletons", self.units.digest("models", models.source), make)
+        return str(self._cached("skeletons", self.units.digest("models", models.source), make))
 
     # -- rendering --------------------------------------------------------------------------
 
-    def render(
+    def records_and_skeletons(
         self, prepared: Prepared, env: jinja2.Environment
-    ) -> tuple[list[render.Records], dict[str, str]]:
+    ) -> tuple[list[Records], dict[str, str]]:
         """The formatted records of every path item, and the formatted skeletons of the
-        operation table, route table and package (models.py comes with the models)."""
+        operation table, route table and package (models.py comes with the models).
+
+        Records from the memo already name their model classes (the classes follow from the
+        effective schemas, which are part of the key); new ones hold stand-ins until
+        `finish` puts the classes in and keeps them.
+        """
         keys = [self.units.digest("records", u.digest, self.prepared_key) for u in self.units.units]
         stored = [None if self.whole else self.memo.get("records", key) for key in keys]
-        missing = [unit for unit, kept in zip(self.units.units, stored, strict=True) if kept is None]
+        missing = [
+            unit for unit, kept in zip(self.units.units, stored, strict=True) if kept is None
+        ]
         fresh = self._render_records(missing, prepared, env)
-        records = []
+        records: list[Records] = []
         for unit, key, kept in zip(self.units.units, keys, stored, strict=True):
             if kept is None:
+                self.fresh_records[key] = len(records)
                 kept = fresh[unit.path]
-                self.memo.put("records", key, kept)
-            records.append(render.Records(*kept))
+            records.append(Records(*kept))
         has_operations = any(r.operations for r in records)
         has_callbacks = any(r.callbacks for r in records)
         skeleton_key = self.units.digest(
@@ -211,6 +226,20 @@ class _Run:
             skeletons = format_sources(texts)
             self.memo.put("skeletons", skeleton_key, skeletons)
         return records, dict(skeletons)
+
+    def finish(self, records: list[Records], models: Models) -> list[Records]:
+        """The new records with their model classes put in (and kept in the memo)."""
+        finished = list(records)
+        for key, index in self.fresh_records.items():
+            done = Records(
+                *(
+                    render.put_model_classes(records[index].of(kind), models.class_names)
+                    for kind in render.RECORD_KINDS
+                )
+            )
+            finished[index] = done
+            self.memo.put("records", key, (done.operations, done.routes, done.callbacks))
+        return finished
 
     def _render_records(
         self, missing: list[Unit], prepared: Prepared, env: jinja2.Environment
@@ -243,22 +272,18 @@ class _Run:
 
     def json_files(self, prepared: Prepared) -> dict[str, bytes]:
         """`schemas.json` and `openapi.json`."""
-        notice = {
-            "notice": render.header(self.source),
-            "sha256": self.source.sha256,
-            "spec": self.source.path,
-        }
 
-        def normalised() -> dict[str, Any]:
-            return schemas_document(
+        def schemas_json() -> bytes:
+            document = schemas_document(
                 prepared.schemas, openapi_30=is_openapi_30(self.openapi), unions=prepared.unions
             )
+            notice = _notice(render.SOURCE_STAND_IN)
+            return json_text({**document, "x-generated": notice}, sort_keys=True)
 
-        schemas = self._cached("prepared", self.units.digest("schemas.json", self.prepared_key), normalised)
-        return {
-            "schemas.json": json_text({**schemas, "x-generated": notice}, sort_keys=True),
-            "openapi.json": openapi_document(self.document.data, generated=notice),
-        }
+        key = self.units.digest("schemas.json", self.prepared_key)
+        schemas = _with_notice(self._cached("prepared", key, schemas_json), self.source)
+        openapi = openapi_document(self.document.data, generated=_notice(self.source))
+        return {"schemas.json": schemas, "openapi.json": openapi}
 
     def _cached(self, section: str, key: str, make: Any) -> Any:
         value = self.memo.get(section, key)
@@ -266,6 +291,22 @@ class _Run:
             value = make()
             self.memo.put(section, key, value)
         return value
+
+
+def _notice(source: Source) -> dict[str, str]:
+    """The `x-generated` member of the JSON files."""
+    return {"notice": render.header(source), "sha256": source.sha256, "spec": source.path}
+
+
+def _with_notice(text: bytes, source: Source) -> bytes:
+    """`schemas.json` made with the stand-in notice, with the real one instead. Its keys are
+    sorted, so the notice is the last `x-generated` member."""
+    at = text.rfind(b'"x-generated"')
+    head, tail = text[:at], text[at:]
+    stand_in = _notice(render.SOURCE_STAND_IN)
+    for name, value in _notice(source).items():
+        tail = tail.replace(json_text(stand_in[name])[:-1], json_text(value)[:-1], 1)
+    return head + tail
 
 
 def _locate(document: loader.Document, diagnostic: Diagnostic) -> Located:

@@ -9,9 +9,10 @@ The spec's `components/schemas` are not enough on their own:
   only. A schema that has either (itself or through its references) keeps its name for the
   response shape, without its `writeOnly` properties; request bodies point at a request variant
   `<Name>Request`, without its `readOnly` properties (neither accepted nor required).
-- **Discriminators on an allOf base.** A body that names a base schema with a `discriminator`
-  (`Pet`, extended by `Cat` and `Dog` through `allOf`) points at `<Base>Union`: a `oneOf` of the
-  subtypes keyed by the discriminator, so a `Dog` is validated, and modelled, as a `Dog`.
+- **Discriminators on an allOf base.** A body, or a property anywhere, that names a base schema
+  with a `discriminator` (`Pet`, extended by `Cat` and `Dog` through `allOf`) points at
+  `<Base>Union`: a `oneOf` of the subtypes keyed by the discriminator, so a `Dog` is validated,
+  and modelled, as a `Dog`. An `allOf` member naming the base is inheritance and stays.
 
 `Prepared` says which schema each body uses; `build_ir` asks it for every media type.
 """
@@ -109,11 +110,12 @@ class _Preparer:
         self.taken = set(self.schemas)
         self.prepared = Prepared(self.schemas)
         self.variants: dict[str, str] = {}
+        self.union_bases: dict[str, bool] = {}
         self.directional = _directional(self.original)
 
     def run(self) -> Prepared:
         for name in self.original:
-            if name in self.directional:
+            if name in self.directional or self._names_a_union_base(self.original[name]):
                 self.schemas[name] = self.transform(self.original[name], RESPONSE)
         for media in self._media():
             self.prepared.bodies[media.pointer] = self._body(media)
@@ -226,7 +228,9 @@ class _Preparer:
             return copy.deepcopy(schema)
         name = ref_name(schema)
         result: dict[str, Any] = {}
-        if name is not None and direction == REQUEST and name in self.directional:
+        if name is not None and self._is_union_base(name):
+            result["$ref"] = component_ref(self._union(name, direction))["$ref"]
+        elif name is not None and direction == REQUEST and name in self.directional:
             result["$ref"] = component_ref(self.variant(name))["$ref"]
         dropped = self._flagged(schema, _DROPPED_FLAG[direction])
         for key, value in schema.items():
@@ -253,7 +257,14 @@ class _Preparer:
         return result
 
     def _all_of_part(self, part: Any, dropped: set[str], direction: str) -> Any:
-        """An allOf member: its `required` also loses what a sibling member flags."""
+        """An allOf member: its `required` also loses what a sibling member flags. A member
+        naming a discriminator base is inheritance: it keeps naming the base."""
+        name = ref_name(part)
+        if name is not None and self._is_union_base(name):
+            kept = dict(part)
+            if direction == REQUEST and name in self.directional:
+                kept["$ref"] = component_ref(self.variant(name))["$ref"]
+            return kept
         transformed = self.transform(part, direction)
         if isinstance(transformed, dict) and isinstance(transformed.get("required"), list):
             transformed["required"] = [p for p in transformed["required"] if p not in dropped]
@@ -286,6 +297,18 @@ class _Preparer:
         return self.original.get(name) if name is not None else None
 
     # -- discriminator unions ---------------------------------------------------------------
+
+    def _is_union_base(self, name: str) -> bool:
+        """A schema with a discriminator that others extend through allOf."""
+        if name not in self.union_bases:
+            base = _discriminator(self.original.get(name)) is not None
+            self.union_bases[name] = base and bool(self._subtypes(name))
+        return self.union_bases[name]
+
+    def _names_a_union_base(self, schema: Any) -> bool:
+        """Whether a schema names a discriminator base other than as an allOf member."""
+        _, refs = _scan(schema, skip_all_of_refs=True)
+        return any(self._is_union_base(name) for name in refs)
 
     def _subtypes(self, base: str) -> dict[str, str]:
         """Discriminator value -> subtype schema name, for a base extended through allOf."""
@@ -381,8 +404,9 @@ def _directional(schemas: dict[str, Any]) -> set[str]:
     return result
 
 
-def _scan(schema: Any) -> tuple[bool, set[str]]:
-    """Whether a schema flags any property readOnly/writeOnly, and the components it names."""
+def _scan(schema: Any, *, skip_all_of_refs: bool = False) -> tuple[bool, set[str]]:
+    """Whether a schema flags any property readOnly/writeOnly, and the components it names
+    (optionally leaving out those named directly as allOf members)."""
     flagged = False
     refs: set[str] = set()
     stack = [schema]
@@ -396,6 +420,10 @@ def _scan(schema: Any) -> tuple[bool, set[str]]:
         name = ref_name(node)
         if name is not None:
             refs.add(name)
+        parts = node.get("allOf") if skip_all_of_refs else None
+        if isinstance(parts, list):
+            stack.extend(part for part in parts if ref_name(part) is None)
+            node = {key: value for key, value in node.items() if key != "allOf"}
         properties = node.get("properties")
         if isinstance(properties, dict):
             for sub in properties.values():

@@ -88,8 +88,8 @@ def environment(bytecode_folder: Path | None = None) -> jinja2.Environment:
 # Skeletons are rendered (and their formatting cached) without the spec's path and hash, which
 # change on every edit; these stand in for them until `assemble`. The hash stand-in has the
 # hash's length, so ruff lays the line out the same.
-_SOURCE_STAND_IN = Source("<spec>", "0123456789abcdef" * 4)
-_HEADER_STAND_IN = HEADER.format(path=_SOURCE_STAND_IN.path, sha256=_SOURCE_STAND_IN.sha256)
+SOURCE_STAND_IN = Source("<spec>", "0123456789abcdef" * 4)
+_HEADER_STAND_IN = HEADER.format(path=SOURCE_STAND_IN.path, sha256=SOURCE_STAND_IN.sha256)
 RECORD_KINDS = ("operations", "routes", "callbacks")
 
 
@@ -105,7 +105,7 @@ def render_skeletons(
     `api` needs no operations or callbacks (its webhooks and security schemes are rendered in
     place)."""
     api = Api(
-        _SOURCE_STAND_IN,
+        SOURCE_STAND_IN,
         api.title,
         api.base_path,
         (),
@@ -229,7 +229,9 @@ def _unwrap(text: str, count: int) -> list[str]:
     return ["".join(body) for body in bodies]
 
 
-def assemble(skeletons: dict[str, str], groups: Sequence[Records], source: Source) -> dict[str, str]:
+def assemble(
+    skeletons: dict[str, str], groups: Sequence[Records], source: Source
+) -> dict[str, str]:
     """The finished Python files: each marker replaced by the records of every group, in
     order, and the stand-ins for the spec's path and hash replaced by the real ones."""
     header = HEADER.format(path=source.path, sha256=source.sha256)
@@ -241,6 +243,6 @@ def assemble(skeletons: dict[str, str], groups: Sequence[Records], source: Sourc
                 text = text.replace(line, "".join(g.of(kind) for g in groups), 1)
         text = text.replace(_HEADER_STAND_IN, header, 1)
         if name == "__init__.py":
-            text = text.replace(_SOURCE_STAND_IN.sha256, source.sha256, 1)
+            text = text.replace(SOURCE_STAND_IN.sha256, source.sha256, 1)
         files[name] = text
     return files

@@ -87,8 +87,9 @@ def split(
         shared_digest = _digest("json", _json(shared))
     _, shared_profile = _facts(shared_digest, shared, facts, shared=True)
     units = []
-    for path in sorted(paths) if isinstance(paths, dict) else ():
-        value = paths[path]
+    items = paths if isinstance(paths, dict) else {}
+    for path in sorted(items):
+        value = items[path]
         piece = digests.get(("paths", path)) if digests is not None else None
         digest = _digest("piece", path, piece) if piece else _digest("json", _json([path, value]))
         bodies, uses_min_role = _facts(digest, value, facts, shared=False)

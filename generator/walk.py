@@ -136,6 +136,20 @@ def security_alternatives(requirements: list[Any]) -> tuple[tuple[str, ...], ...
     )
 
 
+def security_scopes(requirements: list[Any]) -> tuple[dict[str, tuple[str, ...]], ...]:
+    """Per alternative (as `security_alternatives`), the scopes each scheme asks for; schemes
+    without scopes (everything but oauth2 and openIdConnect) are left out."""
+    return tuple(
+        {
+            name: tuple(str(scope) for scope in scopes)
+            for name, scopes in sorted(requirement.items())
+            if isinstance(scopes, list) and scopes
+        }
+        for requirement in requirements
+        if isinstance(requirement, dict)
+    )
+
+
 def template_names(path: str) -> list[str]:
     """The variables of a path template, in order: `/a/{x}.{y}` → `["x", "y"]`."""
     return PATH_TEMPLATE.findall(path)

@@ -173,3 +173,45 @@ def test_base_path(servers: list[dict[str, str]], expected: str) -> None:
 
 def test_flask_rule_handles_several_variables_in_one_segment() -> None:
     assert flask_rule("/files/{file-id}.{ext}") == "/files/<file_id>.<ext>"
+
+
+OAUTH = """
+openapi: 3.1.0
+info: {title: scopes, version: "1"}
+paths:
+  /things:
+    get:
+      security:
+        - oauth: [things:read]
+          key: []
+        - oidc: [openid, profile]
+      responses:
+        "200": {description: ok}
+components:
+  securitySchemes:
+    key: {type: apiKey, in: header, name: X-Key}
+    oidc: {type: openIdConnect, openIdConnectUrl: "https://id.example.com/.well-known/openid-configuration"}
+    oauth:
+      type: oauth2
+      flows:
+        clientCredentials:
+          tokenUrl: https://id.example.com/token
+          scopes: {things:write: write, things:read: read}
+        implicit:
+          authorizationUrl: https://id.example.com/authorize
+          scopes: {things:read: read things}
+"""
+
+
+def test_oauth2_and_openid_connect_scopes_are_recorded() -> None:
+    document: dict[str, Any] = yaml.safe_load(OAUTH)
+    api = build(document, Resolver(document), Source("oauth.yaml", "0" * 64), {})
+    (listing,) = api.operations
+    assert listing.security == (("key", "oauth"), ("oidc",))
+    assert listing.scopes == ({"oauth": ("things:read",)}, {"oidc": ("openid", "profile")})
+    schemes = {s.name: s for s in api.security_schemes}
+    assert schemes["oauth"].scopes == {"things:read": "read", "things:write": "write"}
+    assert schemes["oidc"].open_id_connect_url == (
+        "https://id.example.com/.well-known/openid-configuration"
+    )
+    assert schemes["key"].scopes == {}

@@ -24,6 +24,8 @@ class SecurityScheme:
     bearer_format: str | None
     location: str | None  # apiKey only: header, query or cookie
     parameter_name: str | None  # apiKey only: the header, query or cookie name
+    open_id_connect_url: str | None  # openIdConnect only
+    scopes: Mapping[str, str]  # oauth2 only: every scope its flows offer -> description
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ class Operation:
     path: str  # server base path + spec path, as in the spec
     rule: str  # the Flask rule
     security: tuple[tuple[str, ...], ...]  # alternatives of schemes that must all hold; () public
+    # per alternative of `security`: the scopes each of its schemes asks for (oauth2 and
+    # openIdConnect), schemes without scopes left out
+    scopes: tuple[Mapping[str, tuple[str, ...]], ...]
     min_role: str | None  # x-gantry-min-role
     parameters: tuple[Parameter, ...]
     request_body: RequestBody | None
@@ -116,6 +121,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/blobs/{blob_id}",
         rule="/blobs/<blob_id>",
         security=(),
+        scopes=(),
         min_role=None,
         parameters=(
             Parameter(
@@ -176,6 +182,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/blobs/{blob_id}",
         rule="/blobs/<blob_id>",
         security=(),
+        scopes=(),
         min_role=None,
         parameters=(
             Parameter(
@@ -233,6 +240,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/echo",
         rule="/echo",
         security=(),
+        scopes=(),
         min_role=None,
         parameters=(),
         request_body=RequestBody(
@@ -287,6 +295,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/notes",
         rule="/notes",
         security=(),
+        scopes=(),
         min_role=None,
         parameters=(),
         request_body=None,
@@ -337,6 +346,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/notes",
         rule="/notes",
         security=(),
+        scopes=(),
         min_role=None,
         parameters=(),
         request_body=RequestBody(
@@ -410,6 +420,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/notes/{note_id}",
         rule="/notes/<note_id>",
         security=(),
+        scopes=(),
         min_role=None,
         parameters=(
             Parameter(
@@ -487,6 +498,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/uploads",
         rule="/uploads",
         security=(),
+        scopes=(),
         min_role=None,
         parameters=(),
         request_body=RequestBody(

@@ -24,6 +24,8 @@ class SecurityScheme:
     bearer_format: str | None
     location: str | None  # apiKey only: header, query or cookie
     parameter_name: str | None  # apiKey only: the header, query or cookie name
+    open_id_connect_url: str | None  # openIdConnect only
+    scopes: Mapping[str, str]  # oauth2 only: every scope its flows offer -> description
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ class Operation:
     path: str  # server base path + spec path, as in the spec
     rule: str  # the Flask rule
     security: tuple[tuple[str, ...], ...]  # alternatives of schemes that must all hold; () public
+    # per alternative of `security`: the scopes each of its schemes asks for (oauth2 and
+    # openIdConnect), schemes without scopes left out
+    scopes: tuple[Mapping[str, tuple[str, ...]], ...]
     min_role: str | None  # x-gantry-min-role
     parameters: tuple[Parameter, ...]
     request_body: RequestBody | None
@@ -112,6 +117,8 @@ SECURITY_SCHEMES: Mapping[str, SecurityScheme] = {
         bearer_format="opaque",
         location=None,
         parameter_name=None,
+        open_id_connect_url=None,
+        scopes={},
     ),
     "sessionCookie": SecurityScheme(
         name="sessionCookie",
@@ -120,6 +127,8 @@ SECURITY_SCHEMES: Mapping[str, SecurityScheme] = {
         bearer_format=None,
         location="cookie",
         parameter_name="session",
+        open_id_connect_url=None,
+        scopes={},
     ),
 }
 
@@ -133,6 +142,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/health",
         rule="/api/v1/health",
         security=(),
+        scopes=(),
         min_role="public",
         parameters=(),
         request_body=None,
@@ -163,6 +173,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/pets",
         rule="/api/v1/pets",
         security=(("bearerAuth",),),
+        scopes=({},),
         min_role="viewer",
         parameters=(
             Parameter(
@@ -249,6 +260,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/pets",
         rule="/api/v1/pets",
         security=(("bearerAuth",),),
+        scopes=({},),
         min_role="editor",
         parameters=(
             Parameter(
@@ -327,6 +339,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/pets/{pet_id}",
         rule="/api/v1/pets/<pet_id>",
         security=(("bearerAuth",),),
+        scopes=({},),
         min_role="admin",
         parameters=(
             Parameter(
@@ -388,6 +401,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/pets/{pet_id}",
         rule="/api/v1/pets/<pet_id>",
         security=(("bearerAuth",),),
+        scopes=({},),
         min_role="viewer",
         parameters=(
             Parameter(
@@ -442,6 +456,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/api/v1/pets/{pet_id}/photos/{photo-id}.{format}",
         rule="/api/v1/pets/<pet_id>/photos/<photo_id>.<format_>",
         security=(("bearerAuth",),),
+        scopes=({},),
         min_role="viewer",
         parameters=(
             Parameter(

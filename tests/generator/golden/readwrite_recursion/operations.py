@@ -24,6 +24,8 @@ class SecurityScheme:
     bearer_format: str | None
     location: str | None  # apiKey only: header, query or cookie
     parameter_name: str | None  # apiKey only: the header, query or cookie name
+    open_id_connect_url: str | None  # openIdConnect only
+    scopes: Mapping[str, str]  # oauth2 only: every scope its flows offer -> description
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ class Operation:
     path: str  # server base path + spec path, as in the spec
     rule: str  # the Flask rule
     security: tuple[tuple[str, ...], ...]  # alternatives of schemes that must all hold; () public
+    # per alternative of `security`: the scopes each of its schemes asks for (oauth2 and
+    # openIdConnect), schemes without scopes left out
+    scopes: tuple[Mapping[str, tuple[str, ...]], ...]
     min_role: str | None  # x-gantry-min-role
     parameters: tuple[Parameter, ...]
     request_body: RequestBody | None
@@ -116,6 +121,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/chains",
         rule="/chains",
         security=(),
+        scopes=(),
         min_role=None,
         parameters=(),
         request_body=None,
@@ -160,6 +166,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/teams",
         rule="/teams",
         security=(),
+        scopes=(),
         min_role=None,
         parameters=(),
         request_body=RequestBody(
@@ -214,6 +221,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/tree",
         rule="/tree",
         security=(),
+        scopes=(),
         min_role=None,
         parameters=(),
         request_body=None,
@@ -258,6 +266,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/tree",
         rule="/tree",
         security=(),
+        scopes=(),
         min_role=None,
         parameters=(),
         request_body=RequestBody(
@@ -312,6 +321,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/users",
         rule="/users",
         security=(),
+        scopes=(),
         min_role=None,
         parameters=(),
         request_body=RequestBody(
@@ -366,6 +376,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/users/{user_id}",
         rule="/users/<user_id>",
         security=(),
+        scopes=(),
         min_role=None,
         parameters=(
             Parameter(

@@ -24,6 +24,8 @@ class SecurityScheme:
     bearer_format: str | None
     location: str | None  # apiKey only: header, query or cookie
     parameter_name: str | None  # apiKey only: the header, query or cookie name
+    open_id_connect_url: str | None  # openIdConnect only
+    scopes: Mapping[str, str]  # oauth2 only: every scope its flows offer -> description
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ class Operation:
     path: str  # server base path + spec path, as in the spec
     rule: str  # the Flask rule
     security: tuple[tuple[str, ...], ...]  # alternatives of schemes that must all hold; () public
+    # per alternative of `security`: the scopes each of its schemes asks for (oauth2 and
+    # openIdConnect), schemes without scopes left out
+    scopes: tuple[Mapping[str, tuple[str, ...]], ...]
     min_role: str | None  # x-gantry-min-role
     parameters: tuple[Parameter, ...]
     request_body: RequestBody | None
@@ -112,6 +117,8 @@ SECURITY_SCHEMES: Mapping[str, SecurityScheme] = {
         bearer_format=None,
         location="cookie",
         parameter_name="sid",
+        open_id_connect_url=None,
+        scopes={},
     ),
     "apiKeyHeader": SecurityScheme(
         name="apiKeyHeader",
@@ -120,6 +127,8 @@ SECURITY_SCHEMES: Mapping[str, SecurityScheme] = {
         bearer_format=None,
         location="header",
         parameter_name="X-API-Key",
+        open_id_connect_url=None,
+        scopes={},
     ),
     "apiKeyQuery": SecurityScheme(
         name="apiKeyQuery",
@@ -128,6 +137,8 @@ SECURITY_SCHEMES: Mapping[str, SecurityScheme] = {
         bearer_format=None,
         location="query",
         parameter_name="api_key",
+        open_id_connect_url=None,
+        scopes={},
     ),
     "basic": SecurityScheme(
         name="basic",
@@ -136,6 +147,8 @@ SECURITY_SCHEMES: Mapping[str, SecurityScheme] = {
         bearer_format=None,
         location=None,
         parameter_name=None,
+        open_id_connect_url=None,
+        scopes={},
     ),
     "bearer": SecurityScheme(
         name="bearer",
@@ -144,6 +157,8 @@ SECURITY_SCHEMES: Mapping[str, SecurityScheme] = {
         bearer_format="JWT",
         location=None,
         parameter_name=None,
+        open_id_connect_url=None,
+        scopes={},
     ),
     "oauth": SecurityScheme(
         name="oauth",
@@ -152,6 +167,8 @@ SECURITY_SCHEMES: Mapping[str, SecurityScheme] = {
         bearer_format=None,
         location=None,
         parameter_name=None,
+        open_id_connect_url=None,
+        scopes={"things:read": "read things", "things:write": "write things"},
     ),
     "oidc": SecurityScheme(
         name="oidc",
@@ -160,6 +177,8 @@ SECURITY_SCHEMES: Mapping[str, SecurityScheme] = {
         bearer_format=None,
         location=None,
         parameter_name=None,
+        open_id_connect_url="https://auth.example.com/.well-known/openid-configuration",
+        scopes={},
     ),
 }
 
@@ -173,6 +192,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/both",
         rule="/both",
         security=(("apiKeyHeader", "bearer"),),
+        scopes=({},),
         min_role=None,
         parameters=(),
         request_body=None,
@@ -245,6 +265,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/default",
         rule="/default",
         security=(("bearer",),),
+        scopes=({},),
         min_role=None,
         parameters=(),
         request_body=None,
@@ -317,6 +338,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/either",
         rule="/either",
         security=(("basic",), ("apiKeyQuery",), ("apiKeyCookie",)),
+        scopes=({}, {}, {}),
         min_role=None,
         parameters=(),
         request_body=None,
@@ -389,6 +411,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/oauth",
         rule="/oauth",
         security=(("oauth",),),
+        scopes=({"oauth": ("things:write", "things:read")},),
         min_role=None,
         parameters=(),
         request_body=None,
@@ -461,6 +484,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/oidc",
         rule="/oidc",
         security=(("oidc",),),
+        scopes=({"oidc": ("openid",)},),
         min_role=None,
         parameters=(),
         request_body=None,
@@ -533,6 +557,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/optional",
         rule="/optional",
         security=((), ("bearer",)),
+        scopes=({}, {}),
         min_role=None,
         parameters=(),
         request_body=None,
@@ -605,6 +630,7 @@ OPERATIONS: tuple[Operation, ...] = (
         path="/public",
         rule="/public",
         security=(),
+        scopes=(),
         min_role=None,
         parameters=(),
         request_body=None,
