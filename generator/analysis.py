@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import astuple
 from typing import Any
 
-from . import lint, validate
+from . import jsonpointer, lint, validate
 from .diagnostics import Diagnostic, Severity
 from .resolve import Resolver, iter_refs
 from .units import Unit, Units, references_paths
@@ -27,7 +27,7 @@ def analyse_shared(units: Units, resolver: Resolver) -> dict[str, Any]:
     shared = units.shared
     refs = lint.check_refs(shared, resolver)
     return {
-        "findings": _findings([*refs, *lint.lint_nullable(shared)]),
+        "findings": _findings([*refs, *_nullable(units, shared)]),
         "refs_resolve": not refs,
         "validation": validate.run_validation(shared),
         "references_paths": any(references_paths(ref) for _, ref in iter_refs(shared)),
@@ -44,16 +44,17 @@ def analyse_units(
         if site.path in sites:
             sites[site.path].append(site)
     openapi = str(units.shared.get("openapi", ""))
+    validation = _validation(chosen, units.shared)
     results = {}
     for unit in chosen:
         refs = lint.check_refs(unit.value, resolver, unit.pointer)
-        found = [*refs, *lint.lint_nullable(unit.value, unit.pointer, openapi=openapi)]
+        found = [*refs, *_nullable(units, unit.value, unit.pointer, openapi)]
         for site in sites[unit.path]:
             found += lint.lint_operation(site, document, resolver, units.profile)
         results[unit.path] = {
             "findings": _findings(found),
             "refs_resolve": not refs,
-            "validation": _validation(unit, units.shared),
+            "validation": validation[unit.path],
             "references_paths": any(
                 references_paths(ref) for _, ref in iter_refs(unit.value, unit.pointer)
             ),
@@ -80,20 +81,38 @@ def diagnostics(
     return found
 
 
-def _validation(unit: Unit, shared: dict[str, Any]) -> list[tuple[str, str]]:
-    """The OpenAPI-schema findings of a path item, from a document of that path item alone
-    (a finding about `paths` as a whole can then only be about this path item)."""
-    alone = {
+def _validation(chosen: list[Unit], shared: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
+    """The OpenAPI-schema findings of each path item, by path, from one document of those path
+    items alone. A finding about `paths` as a whole cannot be told apart: then each path item
+    is validated on its own."""
+    found: dict[str, list[tuple[str, str]]] = {unit.path: [] for unit in chosen}
+    for pointer, message in validate.run_validation(_alone(chosen, shared)):
+        parts = jsonpointer.split(pointer)
+        if parts[:1] != ["paths"]:
+            continue  # about the stand-in `info`: not the path items' business
+        if len(parts) < 2 or parts[1] not in found:
+            if len(chosen) > 1:
+                return {u.path: _validation([u], shared)[u.path] for u in chosen}
+            found[chosen[0].path].append((pointer, message))
+            continue
+        found[parts[1]].append((pointer, message))
+    return found
+
+
+def _alone(chosen: list[Unit], shared: dict[str, Any]) -> dict[str, Any]:
+    return {
         "openapi": shared.get("openapi"),
         "info": {"title": "", "version": ""},
-        "paths": {unit.path: unit.value},
+        "paths": {unit.path: unit.value for unit in chosen},
     }
-    inside = unit.pointer + "/"
-    return [
-        (pointer, message)
-        for pointer, message in validate.run_validation(alone)
-        if pointer in (unit.pointer, "/paths") or pointer.startswith(inside)
-    ]
+
+
+def _nullable(
+    units: Units, node: Any, pointer: str = "", openapi: str | None = None
+) -> list[Diagnostic]:
+    if not units.may_use_nullable:
+        return []
+    return lint.lint_nullable(node, pointer, openapi=openapi)
 
 
 def _findings(found: list[Diagnostic]) -> list[Finding]:

@@ -56,7 +56,7 @@ def produce(
     document = loader.loads(raw, spec, pieces) if raw is not None else _load(spec, pieces)
     memo.replace("pieces", pieces)
     facts = dict(memo.previous["facts"])
-    units = split(document.data, digests=document.digests, facts=facts)
+    units = split(document.data, digests=document.digests, facts=facts, text=document.text)
     memo.replace(
         "facts",
         {u.digest: facts[u.digest] for u in units.units}

@@ -215,18 +215,23 @@ def format_records(
     ]
 
 
+# The first line of each wrapper `format_records` makes, as ruff leaves it.
+_WRAPPER = re.compile(r"^(?:_\d+ = \(\)?|def _\d+\(\):)\n", re.MULTILINE)
+
+
 def _unwrap(text: str, count: int) -> list[str]:
     """The indented body of each numbered wrapper of `format_records`, in order."""
-    lines = text.splitlines(keepends=True)
-    bodies: list[list[str]] = []
-    for line in lines:
-        if line.startswith(("_", "def _")):
-            bodies.append([])
-        elif line.startswith("    ") and bodies:
-            bodies[-1].append(line)
-    if len(bodies) != count:
+    starts = list(_WRAPPER.finditer(text))
+    if len(starts) != count:
         raise RuntimeError("formatting the records went wrong: wrappers lost")
-    return ["".join(body) for body in bodies]
+    ends = [match.start() for match in starts[1:]] + [len(text)]
+    bodies = []
+    for match, end in zip(starts, ends, strict=True):
+        body = text[match.end() : end].rstrip("\n")
+        if body.endswith("\n)") or body == ")":  # the closing parenthesis of a tuple
+            body = body[: -len(")")].rstrip("\n")
+        bodies.append(body + "\n" if body else "")
+    return bodies
 
 
 def assemble(

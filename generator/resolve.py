@@ -101,22 +101,26 @@ class Resolver:
 def iter_refs(node: Any, pointer: str = "") -> Iterator[tuple[str, str]]:
     """Every `$ref` in the document (or in its part `node` at `pointer`) as (pointer of the
     `$ref` member, reference), in order."""
-    stack: list[tuple[str, Any, bool]] = [(pointer, node, False)]
-    while stack:
-        pointer, node, is_name_map = stack.pop()
+    path: list[str] = []  # the keys from `node` down: a pointer is only made for a `$ref`
+
+    def walk(node: Any, is_name_map: bool) -> Iterator[tuple[str, str]]:
         if isinstance(node, dict):
             ref = node.get("$ref")
             if isinstance(ref, str) and not is_name_map:
-                yield jsonpointer.child(pointer, "$ref"), ref
-            children = [
-                (jsonpointer.child(pointer, key), value, not is_name_map and key in _NAME_MAPS)
-                for key, value in node.items()
-                if is_name_map or _holds_refs(key, value)
-            ]
-            stack.extend(reversed(children))
+                yield pointer + jsonpointer.join([*path, "$ref"]), ref
+            for key, value in node.items():
+                if is_name_map or _holds_refs(key, value):
+                    path.append(key)
+                    yield from walk(value, not is_name_map and key in _NAME_MAPS)
+                    path.pop()
         elif isinstance(node, list):
-            items = [(f"{pointer}/{i}", item, False) for i, item in enumerate(node)]
-            stack.extend(reversed(items))
+            for index, item in enumerate(node):
+                if isinstance(item, (dict, list)):
+                    path.append(str(index))
+                    yield from walk(item, False)
+                    path.pop()
+
+    return walk(node, False)
 
 
 def _holds_refs(key: str, value: Any) -> bool:

@@ -47,6 +47,9 @@ class Units:
     shared_digest: str
     units: tuple[Unit, ...]
     profile: bool  # the Gantry conventions apply: `x-gantry-min-role` is used somewhere
+    # False when the text cannot hold a `nullable` key (no such word, and no escapes that
+    # could spell it): the walk that looks for one can be skipped.
+    may_use_nullable: bool = True
 
     def document(self, units: tuple[Unit, ...] | list[Unit]) -> dict[str, Any]:
         """The shared part with only the given path items: enough to work on those."""
@@ -67,13 +70,14 @@ def split(
     *,
     digests: dict[tuple[str, str], str] | None = None,
     facts: Facts | None = None,
+    text: str | None = None,
 ) -> Units:
     """The shared part and the units of `document`.
 
     `digests` are the loader's digests of the text of each piece, when it read the document
     piece by piece: they stand for the values, which then need not be serialised to be
     compared. `facts` keeps, by digest, what `split` had to work out of a value's content; it
-    is updated.
+    is updated. `text` is the document's text, if there is one.
     """
     facts = facts if facts is not None else {}
     paths = document.get("paths")
@@ -95,7 +99,8 @@ def split(
         bodies, uses_min_role = _facts(digest, value, facts, shared=False)
         units.append(Unit(path, value, digest, bodies, uses_min_role))
     profile = shared_profile or any(unit.uses_min_role for unit in units)
-    return Units(shared, shared_digest, tuple(units), profile)
+    nullable = text is None or "nullable" in text or "\\" in text
+    return Units(shared, shared_digest, tuple(units), profile, nullable)
 
 
 def _facts(digest: str, value: Any, facts: Facts, *, shared: bool) -> tuple[str, bool]:
