@@ -70,16 +70,62 @@ class Document:
     # When read piece by piece: the digest of each piece's text, by ("paths", path) for a path
     # item and ("", key) for a top-level member. Equal digests mean equal values.
     digests: dict[tuple[str, str], str] | None = field(default=None, repr=False, compare=False)
+    # ... and how it was cut, with each piece's key (to read positions one piece at a time).
+    layout: pieces.Layout | None = field(default=None, repr=False, compare=False)
+    piece_keys: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     @functools.cached_property
     def source_map(self) -> SourceMap:
-        """Where every node came from (parsing the text again if the fast path skipped it)."""
+        """Where every node came from: read again, piece by piece as diagnostics ask (when the
+        document was read in pieces) or whole."""
         if self.known_positions is not None:
             return self.known_positions
+        if self.layout is not None:
+            return _PiecewiseSourceMap(self.layout, self.piece_keys)
         try:
             return _parse_whole(self.text)[1]
         except GenerationFailed:  # valid JSON that YAML cannot read: no positions
             return SourceMap()
+
+
+class _PiecewiseSourceMap(SourceMap):
+    """A `SourceMap` that reads the positions of a piece when a pointer into it is located."""
+
+    def __init__(self, layout: pieces.Layout, keys: tuple[str, ...]) -> None:
+        super().__init__({"": (layout.first_key_line, 1)})
+        if layout.paths_line is not None:
+            self.positions["/paths"] = (layout.paths_line, 1)
+        self._unread = {
+            (piece.in_paths, key): (piece, above)
+            for piece, above, key in zip(layout.pieces, layout.lines_above(), keys, strict=True)
+        }
+
+    def locate(self, pointer: str) -> tuple[int, int]:
+        """The position of `pointer` (reading its piece first), or of its nearest ancestor."""
+        parts = jsonpointer.split(pointer)
+        owners = [(False, parts[0])] if parts else []
+        if parts[:1] == ["paths"] and len(parts) > 1:
+            owners.append((True, parts[1]))
+        for owner in owners:
+            if owner in self._unread:
+                self._read(owner[0], *self._unread.pop(owner))
+        return super().locate(pointer)
+
+    def _read(self, in_paths: bool, piece: pieces.Piece, lines_above: int) -> None:
+        loader = _Loader(piece.text)
+        try:
+            builder = _Builder(loader)
+            node = loader.get_single_node()
+            if node is not None:
+                builder.value(node, "")
+        except yaml.YAMLError:  # it was read once already: cannot happen
+            return
+        finally:
+            loader.dispose()
+        prefix = "/paths" if in_paths else ""
+        for pointer, (line, column) in builder.positions.items():
+            if pointer:  # the piece's own root is not a node of the document
+                self.positions[prefix + pointer] = (line + lines_above, column)
 
 
 # Parsed values of YAML pieces, by the sha256 of the piece's text (see `pieces`).
@@ -118,7 +164,10 @@ def loads(raw: bytes, path: Path, memo: PieceMemo | None = None) -> Document:
     else:
         read = _parse_pieces(text, memo)
         if read is not None:
-            return Document(path, sha256, text, read[0], digests=read[1])
+            data, digests, layout, keys = read
+            return Document(
+                path, sha256, text, data, digests=digests, layout=layout, piece_keys=keys
+            )
     memo.clear()
     data, source_map, problems = _parse_whole(text)
     return Document(path, sha256, text, data, problems, source_map)
@@ -168,7 +217,7 @@ def _parse_json(text: str) -> dict[str, Any] | None:
 
 def _parse_pieces(
     text: str, memo: PieceMemo
-) -> tuple[dict[str, Any], dict[tuple[str, str], str]] | None:
+) -> tuple[dict[str, Any], dict[tuple[str, str], str], pieces.Layout, tuple[str, ...]] | None:
     """A block-style YAML document's value, assembled from its pieces, and the pieces'
     digests; None when the document does not split cleanly. `memo` ends up holding exactly this
     document's pieces."""
@@ -177,6 +226,7 @@ def _parse_pieces(
         return None
     values: PieceMemo = {}
     digests: dict[tuple[str, str], str] = {}
+    keys: list[str] = []
     data: dict[str, Any] = {}
     paths: dict[str, Any] = {}
     for index, piece in enumerate(layout.pieces):
@@ -193,9 +243,10 @@ def _parse_pieces(
             data["paths"] = paths
         target[key] = member
         digests["paths" if piece.in_paths else "", key] = digest
+        keys.append(key)
     memo.clear()
     memo.update(values)
-    return data, digests
+    return data, digests, layout, tuple(keys)
 
 
 def _parse_piece(text: str) -> dict[str, Any] | None:

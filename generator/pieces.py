@@ -46,10 +46,23 @@ class Piece:
 @dataclass(frozen=True)
 class Layout:
     """The pieces in document order; `paths_at` is the index of the first path item, or None
-    when `paths` is not split."""
+    when `paths` is not split. Lines are 1-based: the first top-level key's, and the line of
+    `paths:`, for positions the pieces themselves do not hold."""
 
     pieces: tuple[Piece, ...]
     paths_at: int | None
+    first_key_line: int = 1
+    paths_line: int | None = None
+
+    def lines_above(self) -> list[int]:
+        """For each piece, the number of lines of the document above it."""
+        above, result = 0, []
+        for index, piece in enumerate(self.pieces):
+            if index == self.paths_at and self.paths_line is not None:
+                above = self.paths_line  # the `paths:` line belongs to no piece
+            result.append(above)
+            above += piece.text.count("\n")
+        return result
 
 
 def split(text: str) -> Layout | None:
@@ -59,18 +72,19 @@ def split(text: str) -> Layout | None:
     starts = _lines(_TOP_LEVEL, text)
     if not starts or _CONTENT.search("\n" + text[: starts[0]]):
         return None  # no members, or content before the first one: not a plain mapping
+    first_key_line = text.count("\n", 0, starts[0]) + 1
     starts[0] = 0  # leading comments belong to the first piece
     pieces: list[Piece] = []
-    paths_at = None
+    paths_at = paths_line = None
     for start, end in zip(starts, [*starts[1:], len(text)], strict=True):
         header = _PATHS_HEADER.match(text, start)
         items = _path_items(text[header.end() : end]) if header else None
         if items is None:
             pieces.append(Piece(text[start:end], False))
         else:
-            paths_at = len(pieces)
+            paths_at, paths_line = len(pieces), text.count("\n", 0, start) + 1
             pieces.extend(Piece(item, True) for item in items)
-    return Layout(tuple(pieces), paths_at)
+    return Layout(tuple(pieces), paths_at, first_key_line, paths_line)
 
 
 def _path_items(section: str) -> list[str] | None:

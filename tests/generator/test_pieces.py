@@ -166,3 +166,12 @@ def test_split_finds_one_piece_per_member_and_path_item() -> None:
     assert layout is not None
     assert layout.paths_at == 3
     assert [p.in_paths for p in layout.pieces] == [False, False, False, True, True, False]
+
+
+@pytest.mark.parametrize("text", [SPEC, SPEC.replace("\n", "\r\n")])
+def test_positions_read_piece_by_piece_are_those_of_the_whole_document(text: str) -> None:
+    document = loads(text.encode(), Path("spec.yaml"))
+    assert document.digests is not None  # read in pieces: positions come piece by piece
+    whole = _parse_whole(text)[1]
+    for pointer in [*whole.positions, "/nowhere", "/paths/~1nowhere/get"]:
+        assert document.source_map.locate(pointer) == whole.locate(pointer), pointer
