@@ -155,6 +155,7 @@ def _category(filename: str, function: str) -> str:
         for part in (
             "/server/runtime/params.py",
             "/server/runtime/body.py",
+            "/server/runtime/body_bytes.py",
             "/server/runtime/schemas.py",
             "/pydantic/",
             "/pydantic_core/",
@@ -177,7 +178,8 @@ def _category(filename: str, function: str) -> str:
     if (
         "/json/" in path
         or "/server/handlers/_serialize.py" in path
-        or function in ("render", "problem_response", "problem_body", "json_default")
+        or function
+        in ("render", "problem_response", "problem_body", "encode_problem", "json_default")
         or "/werkzeug/wrappers/response.py" in path
         or "/werkzeug/sansio/response.py" in path
     ):

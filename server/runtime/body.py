@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Request as WerkzeugRequest
 
+from server.runtime.body_bytes import content_length, read_body
 from server.runtime.errors import BadRequest, FieldError, UnsupportedMediaType
 from server.runtime.params import CoercionError, scalar_coercer
 from server.runtime.schemas import CompiledSchema, SchemaBundle
@@ -104,7 +105,7 @@ class BodyParser:
     def parse(self, request: WerkzeugRequest) -> Any:
         """The decoded body (a model, dict, list, str or bytes), or ``None`` when absent."""
         environ = request.environ  # the raw WSGI keys: what ``request.headers.get`` would read
-        has_body = bool(request.content_length) or environ.get("HTTP_TRANSFER_ENCODING")
+        has_body = bool(content_length(request)) or environ.get("HTTP_TRANSFER_ENCODING")
         content_type = environ.get("CONTENT_TYPE", "")
         if not has_body and not content_type:
             if self.required:
@@ -116,7 +117,7 @@ class BodyParser:
         mt = media.media_type
         if mt in ("application/x-www-form-urlencoded", "multipart/form-data"):
             return self._form(request, media)
-        data = request.get_data(cache=True)
+        data = read_body(request)
         if not data and self.required:
             raise BadRequest("A request body is required.", errors=[_body_required()])
         if mt.startswith("text/"):
@@ -127,7 +128,7 @@ class BodyParser:
         return data
 
     def _json(self, request: WerkzeugRequest, media: _Media) -> Any:
-        data = request.get_data(cache=True)
+        data = read_body(request)
         if not data:
             if self.required:
                 raise BadRequest("A request body is required.", errors=[_body_required()])
@@ -176,7 +177,8 @@ class BodyParser:
 
     def _validate(self, value: Any, media: _Media) -> Any:
         if media.is_valid is not None and not media.is_valid(value):
-            self._check(value, media)  # raises, listing every failure
+            assert media.validator is not None  # ``is_valid`` is its check
+            raise _invalid_body(media.validator, value)  # listing every failure
         if media.build is None:
             return value
         try:
@@ -187,7 +189,11 @@ class BodyParser:
     @staticmethod
     def _check(value: Any, media: _Media) -> None:
         if media.validator is not None and not media.validator.is_valid(value):
-            raise BadRequest("The body is invalid.", errors=media.validator.errors(value, "body"))
+            raise _invalid_body(media.validator, value)
+
+
+def _invalid_body(validator: CompiledSchema, value: Any) -> BadRequest:
+    return BadRequest("The body is invalid.", errors=validator.errors(value, "body"))
 
 
 def _encoding(data: bytes) -> str:

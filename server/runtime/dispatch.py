@@ -27,10 +27,11 @@ from server.runtime import auth
 from server.runtime.auth import Principal
 from server.runtime.body import BodyParser
 from server.runtime.context import Reply, Request
-from server.runtime.errors import Unauthenticated
+from server.runtime.errors import ApiError, Unauthenticated
 from server.runtime.middleware import REQUEST_ID_KEY, request_id_for
 from server.runtime.pagination import CursorCodec, page_request
 from server.runtime.params import ParameterParser, ParsedParameters, RawParameters
+from server.runtime.problem import api_error_response
 from server.runtime.schemas import SchemaBundle
 from server.state import AppState
 
@@ -286,6 +287,12 @@ class Dispatcher:
                 response = render(handler(req))
                 ok = True
                 return response
+            except ApiError as exc:
+                # Answered here rather than raised through Flask's error handling, which would
+                # only find its way back to the same renderer.
+                return api_error_response(
+                    exc, http.method, http.path, environ.get(REQUEST_ID_KEY, "")
+                )
             finally:
                 tx.finish(ok)
 

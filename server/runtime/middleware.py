@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any
 
 from flask import Flask, request
@@ -86,7 +87,10 @@ class RequestIdMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if REQUEST_ID_KEY not in environ:
-            request_id_for(environ)
+            incoming = environ.get("HTTP_X_REQUEST_ID")  # ``request_id_for``, inlined
+            environ[REQUEST_ID_KEY] = (
+                incoming if incoming and _REQUEST_ID.fullmatch(incoming) else new_request_id()
+            )
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             request_id = environ[REQUEST_ID_KEY]  # as it is now: ``g.request_id`` may set it
@@ -122,6 +126,7 @@ def _merge(
     return out
 
 
+@lru_cache(maxsize=64)  # responses carry a handful of distinct Content-Type values
 def _is_html(content_type: str) -> bool:
     return content_type.split(";", 1)[0].strip().lower() == "text/html"
 

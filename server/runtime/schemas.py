@@ -118,23 +118,19 @@ class CompiledSchema:
         return bool(self._validator.is_valid(instance))
 
     def errors(self, instance: Any, location: str) -> list[FieldError]:
-        """Every failure, with ``field`` as ``location`` plus the JSON path inside the instance."""
-        found: list[FieldError] = []
+        """Every failure, with ``field`` as ``location`` plus the JSON path inside the instance,
+        sorted by field then message."""
+        found = []
         for error in self._validator.iter_errors(instance):
             field = location
             for part in error.instance_path:
                 field += f"[{part}]" if isinstance(part, int) else f".{part}"
-            found.append(FieldError(field=field, message=_safe_message(error.message)))
-        found.sort(key=_field_and_message)
+            message = error.message
+            if len(message) > 300 or not message.isascii():
+                message = _safe_message(message)
+            found.append(FieldError(field, message))
+        found.sort()
         return found
-
-
-def _field_and_message(error: FieldError) -> tuple[str, str]:
-    return error.field, error.message
-
-
-def _path_part(part: Any) -> str:
-    return f"[{part}]" if isinstance(part, int) else f".{part}"
 
 
 @lru_cache(maxsize=256)

@@ -1,0 +1,45 @@
+"""Compiled validators list every failure, sorted, with fields as paths into the instance."""
+
+from __future__ import annotations
+
+from server.runtime.errors import FieldError
+from server.runtime.schemas import SchemaBundle
+
+BUNDLE = SchemaBundle(
+    {
+        "schemas": {
+            "Tag": {"type": "string", "minLength": 1},
+            "Item": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name"],
+                "properties": {
+                    "name": {"type": "string", "maxLength": 3},
+                    "tags": {"type": "array", "items": {"$ref": "#/components/schemas/Tag"}},
+                    "price": {"type": "number", "minimum": 0},
+                },
+            },
+        }
+    }
+)
+ITEM = BUNDLE.compile({"$ref": "#/components/schemas/Item"})
+
+
+def test_every_failure_sorted_by_field_then_message() -> None:
+    value = {"price": -1, "tags": ["ok", "", 3], "extra": True}
+    assert not ITEM.is_valid(value)
+    assert ITEM.errors(value, "body") == [
+        FieldError("body", '"name" is a required property'),
+        FieldError("body", "Additional properties are not allowed ('extra' was unexpected)"),
+        FieldError("body.price", "-1 is less than the minimum of 0"),
+        FieldError("body.tags[1]", '"" is shorter than 1 character'),
+        FieldError("body.tags[2]", '3 is not of type "string"'),
+    ]
+    assert ITEM.errors({"name": "abc"}, "body") == []
+
+
+def test_messages_are_bounded() -> None:
+    [error] = ITEM.errors({"name": "é" * 400}, "body")
+    assert error.field == "body.name"
+    assert len(error.message) == 300 and error.message.startswith('"éé')
+    assert error.message.endswith("...")
