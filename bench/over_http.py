@@ -117,6 +117,20 @@ class Server:
                 continue
         return max(sizes) if sizes else float("nan")
 
+    def worker_cpu_s(self) -> float:
+        """CPU time (user + system) the workers have used so far, s: unlike requests per
+        second, it does not count the time other jobs on a shared machine keep them waiting."""
+        import psutil
+
+        total = 0.0
+        for pid in self.worker_pids():
+            try:
+                times = psutil.Process(pid).cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
@@ -150,6 +164,7 @@ class LoadResult:
     p99_ms: float
     errors: int
     tool: str
+    requests: int  # completed in the run
 
 
 def wrk_available() -> bool:
@@ -218,7 +233,9 @@ def _parse_wrk(out: str, expected: int) -> LoadResult:
         value, unit = float(match.group(1)), match.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
-    return LoadResult(rps, latency("50"), latency("99"), errors, "wrk")
+    completed = re.search(r"(\d+) requests in", out)
+    requests = int(completed.group(1)) if completed else 0
+    return LoadResult(rps, latency("50"), latency("99"), errors, "wrk", requests)
 
 
 def run_python_load(
@@ -268,7 +285,9 @@ def run_python_load(
             latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else 0.0
         )
 
-    return LoadResult(len(latencies) / duration, pct(0.5), pct(0.99), errors[0], "python")
+    return LoadResult(
+        len(latencies) / duration, pct(0.5), pct(0.99), errors[0], "python", len(latencies)
+    )
 
 
 def load(
