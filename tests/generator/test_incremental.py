@@ -17,7 +17,7 @@ Edit = Callable[[dict[str, Any]], None]
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
-    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir()) if path.is_file()}
 
 
 def _run(spec: Path, out: Path, cache: Path | None, monkeypatch: pytest.MonkeyPatch) -> Result:
