@@ -18,7 +18,6 @@ from .walk import (
     PATH_TEMPLATE,
     OperationSite,
     ParameterSite,
-    iter_operations,
     parameters,
     security,
     template_names,
@@ -34,18 +33,6 @@ def check_refs(node: Any, resolver: Resolver, pointer: str = "") -> list[Diagnos
             resolver.lookup(ref)
         except RefError as exc:
             problems.append(Diagnostic.error(at, str(exc)))
-    return problems
-
-
-def lint(document: dict[str, Any], resolver: Resolver) -> list[Diagnostic]:
-    """Every convention problem of the document (`$ref`s are `check_refs`' job)."""
-    profile = conventions.gantry_profile(document)
-    sites = list(iter_operations(document, resolver))
-    paths = document.get("paths")
-    problems = lint_across(paths if isinstance(paths, dict) else (), map(SiteSummary.of, sites))
-    for site in sites:
-        problems += lint_operation(site, document, resolver, profile)
-    problems += lint_nullable(document)
     return problems
 
 

@@ -29,10 +29,9 @@ class Memo:
 
     def __init__(self, cache: Cache, spec: str) -> None:
         self.cache = cache
-        self.name = key(_KIND, spec, sys.version, code_digest(), installed_digest())
         # An entry's meaning changes with the generator's code: another code, another family.
         self.family = key(_KIND, sys.version, code_digest(), installed_digest())[:16]
-        self.name = f"{self.family}-{self.name[:48]}"
+        self.name = f"{self.family}-{key(_KIND, spec)[:48]}"
         self.previous = self._read()
         self.current: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
         self.changed = False

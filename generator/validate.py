@@ -8,7 +8,7 @@ What neither can see (duplicate operationIds, path parameters, `$ref`s) is `lint
 
 Every error is placed at the deepest node that explains it: a failed `oneOf` (a parameter that is
 neither a Parameter nor a Reference Object) is replaced by its most specific branch error.
-Results are cached by the sha256 of the spec's bytes.
+`analysis` validates per path item, and keeps the results in the memo.
 """
 
 from __future__ import annotations
@@ -22,11 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from . import jsonpointer
-from .cache import Cache, key, module_digest
-from .diagnostics import Diagnostic
 
 _OAS = Path(__file__).with_name("oas")
-_CODE = module_digest(__file__)  # how errors are described is part of every cache key
 _MAX_MESSAGE = 200
 _MAX_QUOTED = 60
 _VERDICT = re.compile(
@@ -52,18 +49,6 @@ _NAME_MAPS = frozenset(
     }
 )
 _LITERALS = frozenset({"example", "examples", "default", "enum", "const", "value"})
-
-
-def validate(document: dict[str, Any], sha256: str, cache: Cache) -> list[Diagnostic]:
-    """The OpenAPI-schema errors of the document (call only when every `$ref` resolves)."""
-    cache_key = key("validate", _CODE, sha256)
-    cached = cache.get("validate", cache_key)
-    if cached is None:
-        found = run_validation(document)
-        cache.put("validate", cache_key, json.dumps(found))
-    else:
-        found = [tuple(item) for item in json.loads(cached)]
-    return [Diagnostic.error(pointer, message) for pointer, message in found]
 
 
 def run_validation(document: dict[str, Any]) -> list[tuple[str, str]]:
