@@ -133,6 +133,7 @@ def test_the_repository_spec_regenerates_identically_from_a_warm_memo(
     cache = tmp_path / "cache"
     spec = Path("spec/openapi.yaml")
     assert _run(spec, tmp_path / "a", cache, monkeypatch).status == 0
-    (cache / "output").exists() and [p.unlink() for p in (cache / "output").iterdir()]
+    for entry in (cache / "output").iterdir():  # not the whole output: only the memo may help
+        entry.unlink()
     assert _run(spec, tmp_path / "b", cache, monkeypatch).status == 0
     assert _tree(tmp_path / "a") == _tree(tmp_path / "b") == _tree(REPO / "generated")
