@@ -9,8 +9,6 @@ from importlib import resources
 from types import ModuleType
 from typing import Any
 
-from flask import Flask
-
 import generated
 from generated import models as generated_models
 from generated.routes import register_routes
@@ -25,6 +23,7 @@ from server.runtime.dispatch import (
     Handler,
     MissingHandlerError,
 )
+from server.runtime.gate import GatedFlask, install_contract_gate
 from server.runtime.middleware import install_request_hooks
 from server.runtime.pagination import CursorCodec
 from server.runtime.problem import install_error_handlers
@@ -50,7 +49,7 @@ def create_app(
     *,
     guard: Callable[[AppState], Guard] | None = None,
     handlers: Callable[[Any], Handler] | None = None,
-) -> Flask:
+) -> GatedFlask:
     """Build the API: storage, compiled validators, generated routes, handlers.
 
     ``guard`` builds the auth step from the app state (default ``GantryGuard``) and ``handlers``
@@ -61,7 +60,7 @@ def create_app(
     if config.auto_migrate:
         database.migrate()
 
-    app = Flask("gantry")
+    app = GatedFlask("gantry")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     # Only the methods the spec declares exist; an undeclared OPTIONS is a 405 like any other.
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
@@ -77,7 +76,6 @@ def create_app(
     )
     app.extensions["gantry"] = state
 
-    install_request_hooks(app)
     install_error_handlers(app)
     install_docs_assets(app, state)
 
@@ -102,6 +100,10 @@ def create_app(
     register_routes(app, bind)
     if missing:
         raise MissingHandlerError("; ".join(missing))
+    # The WSGI layers, innermost first: the gate admits or refuses each API request before
+    # Flask's request cycle; the request hooks around it stamp every answer, the gate's too.
+    install_contract_gate(app, dispatcher.admit)
+    install_request_hooks(app)
 
     bootstrap(state)
     return app

@@ -1,8 +1,9 @@
 """The benchmark contract served four ways, all over ``bench.contract.handlers``.
 
 * ``gantry``: the package generated from ``openapi.yaml`` (``bench/contract/generated``),
-  served through the real runtime ``Dispatcher`` (compiled validators, pydantic models,
-  problem+json, request ids and security headers), with a guard for the bench's bearer token.
+  served through the real runtime as ``create_app`` wires it (the contract gate, ``Dispatcher``,
+  compiled validators, pydantic models, problem+json, request ids and security headers), with a
+  guard for the bench's bearer token.
 * ``floor``: bare Flask, no validation: the same handler work, the same JSON encoding, the same
   bearer check and the same problem+json bodies for the errors the handler work raises.
 * ``connexion``: Connexion 3.3 ``FlaskApp`` with its default (request) validation; the bearer
@@ -99,13 +100,13 @@ def create_gantry() -> Flask:
     from bench.contract.generated import models
     from bench.contract.generated.routes import register_routes
     from server.runtime.dispatch import Dispatcher
+    from server.runtime.gate import GatedFlask, install_contract_gate
     from server.runtime.middleware import install_request_hooks
     from server.runtime.problem import install_error_handlers
     from server.runtime.schemas import SchemaBundle
 
-    app = Flask("bench_gantry")
+    app = GatedFlask("bench_gantry")
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
-    install_request_hooks(app)
     install_error_handlers(app)
     dispatcher = Dispatcher(
         bundle=SchemaBundle.from_package(generated),
@@ -115,6 +116,8 @@ def create_gantry() -> Flask:
         handlers=lambda operation: GANTRY_HANDLERS[operation.operation_id],
     )
     register_routes(app, dispatcher.bind)
+    install_contract_gate(app, dispatcher.admit)
+    install_request_hooks(app)
     return app
 
 

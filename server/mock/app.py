@@ -4,7 +4,9 @@ The same pieces as `server.app.create_app`, minus storage: the generated routes,
 with its compiled parameter and body validators, request ids and problem+json errors (400, 401,
 404, 405, 415 exactly as the server answers them). Only the guard (`MockGuard`: credentials
 checked by presence) and the handlers (`Responder`: documented examples or synthesised values)
-differ. List operations are not paginated: the mock has no cursors to check.
+differ. List operations are not paginated: the mock has no cursors to check. It runs without the
+contract gate (``server.runtime.gate``): credentials sent in the query are set aside, and form
+parts without a name refused, before its views admit a request themselves.
 """
 
 from __future__ import annotations

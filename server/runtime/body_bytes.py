@@ -3,9 +3,13 @@
 Werkzeug reads a body through a ``LimitedStream`` built per request, after parsing
 ``Content-Length`` through its header wrapper, which costs more than decoding and validating a
 small JSON body. In the usual case (a plain decimal ``Content-Length``, no ``Transfer-Encoding``,
-a server that does not terminate the input itself, within the size limit) these read exactly that
-many bytes from ``wsgi.input``, with the same errors as Werkzeug for a short body, and leave them
-where ``request.get_data()`` finds them. Every other case is Werkzeug's own.
+within the size limit) these read exactly that many bytes from ``wsgi.input``, with the same errors
+as Werkzeug for a short body, and leave them where ``request.get_data()`` finds them. Every other
+case is Werkzeug's own.
+
+A server that sets ``wsgi.input_terminated`` (gunicorn does) ends the input stream itself, at the
+end of the body ``Content-Length`` declares; reading that many bytes reads the same body Werkzeug
+reads up to the end of the stream.
 """
 
 from __future__ import annotations
@@ -23,13 +27,7 @@ from werkzeug.wsgi import get_content_length
 def _plain_length(environ: dict[str, Any]) -> int | None:
     """``Content-Length`` when it is a plain decimal and nothing else decides the body's end."""
     raw = environ.get("CONTENT_LENGTH")
-    if (
-        raw
-        and raw.isascii()
-        and raw.isdigit()
-        and "HTTP_TRANSFER_ENCODING" not in environ
-        and "wsgi.input_terminated" not in environ
-    ):
+    if raw and raw.isascii() and raw.isdigit() and "HTTP_TRANSFER_ENCODING" not in environ:
         return int(raw)
     return None
 

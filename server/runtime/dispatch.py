@@ -5,6 +5,11 @@ operation. It compiles the operation's parameter and body parsers once, resolves
 ``server.handlers.<module>.<name>`` (failing start-up if it is missing), and returns the view
 that runs, per request: authenticate → parse parameters → authorise → parse body → handler →
 render, inside one database transaction.
+
+The steps before the handler are the operation's *admission*. ``Dispatcher.admit`` runs it on
+its own, so the contract gate (``server.runtime.gate``) can answer a request the spec rules out
+before Flask's request cycle starts; the view then runs only the handler. Without a gate the
+view admits the request itself: same steps, same answers.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ from server.state import AppState
 
 Handler = Callable[[Request], Any]
 View = Callable[..., Response]
+
+# Where ``Dispatcher.admit`` leaves an admitted request for the view (a WSGI environ key).
+ADMISSION_KEY = "gantry.admission"
 
 
 class MissingHandlerError(RuntimeError):
@@ -129,6 +137,20 @@ class _Transaction:
             self.session = None
 
 
+class Admission:
+    """A request admitted ahead of its view: the handler's ``Request`` and its open transaction."""
+
+    __slots__ = ("request", "tx")
+
+    def __init__(self, request: Request, tx: _Transaction) -> None:
+        self.request = request
+        self.tx = tx
+
+    def close(self) -> None:
+        """Roll back and close the transaction if the view never finished it (a no-op if it did)."""
+        self.tx.finish(False)
+
+
 class Guard(Protocol):
     """Who may call an operation: the auth step of the dispatcher, pluggable so the mock
     server can check credentials by presence while the real server checks them in storage."""
@@ -214,6 +236,29 @@ class Dispatcher:
         self.session_factory = session_factory or _no_database
         self.state = state
         self.resolve = handlers or resolve_handler
+        self._admissions: dict[
+            str, Callable[[WerkzeugRequest, dict[str, str], _Transaction], Request]
+        ] = {}
+
+    def admit(
+        self, endpoint: str, http: WerkzeugRequest, view_args: dict[str, str]
+    ) -> Admission | None:
+        """Admit a request to the operation ``endpoint`` names ahead of its view, or raise the
+        ``ApiError`` its view would answer; ``None`` when no bound operation has that endpoint.
+
+        The admission waits in ``http.environ`` for the view, which runs only the handler.
+        """
+        admit = self._admissions.get(endpoint)
+        if admit is None:
+            return None
+        tx = _Transaction(self.session_factory)
+        try:
+            admission = Admission(admit(http, view_args, tx), tx)
+        except BaseException:
+            tx.finish(False)
+            raise
+        http.environ[ADMISSION_KEY] = admission
+        return admission
 
     def bind(self, operation: Any) -> View:
         """The Flask view for ``operation``; raises ``MissingHandlerError`` if unresolvable.
@@ -243,47 +288,56 @@ class Dispatcher:
         # One proxy lookup per request instead of one per attribute.
         current_request = flask_request._get_current_object  # type: ignore[attr-defined]
 
+        def admit(http: WerkzeugRequest, raw_path: dict[str, str], tx: _Transaction) -> Request:
+            """Everything before the handler: raises ``ApiError`` for a request the spec or the
+            caller's rights rule out."""
+            environ = http.environ
+            principal = authenticate(operation, http, tx)
+            query_string = environ.get("QUERY_STRING")
+            if query_string or has_parameters:
+                parsed = params.parse(
+                    RawParameters(
+                        path={renames.get(k, k): v for k, v in raw_path.items()}
+                        if renames
+                        else raw_path,
+                        # No query string: nothing to parse (and no unknown parameter).
+                        query=http.args if query_string else _NO_QUERY,
+                        headers=http.headers,
+                        cookies=http.cookies if reads_cookies else _NO_COOKIES,
+                    )
+                )
+            else:  # no parameters declared, none sent: nothing to parse
+                parsed = ParsedParameters()
+            role = authorize(operation, principal, parsed.path, tx)
+            return Request(
+                operation_id=op_id,
+                path=parsed.path,
+                query=parsed.query,
+                headers=parsed.headers,
+                cookies=parsed.cookies,
+                body=body.parse(http) if body is not None else None,
+                principal=principal,
+                role=role,
+                page=page_request(op_id, parsed.path, parsed.query, cursors) if is_list else None,
+                request_id=environ.get(REQUEST_ID_KEY) or request_id_for(environ),
+                client_ip=environ.get("REMOTE_ADDR"),  # ``http.remote_addr``
+                user_agent=environ.get("HTTP_USER_AGENT") or None,  # ``http.user_agent``
+                state=state,
+                _session=tx,
+            )
+
         def view(**raw_path: str) -> Response:
             http: WerkzeugRequest = current_request()
             environ = http.environ
-            tx = _Transaction(factory)
+            admission: Admission | None = environ.pop(ADMISSION_KEY, None)
+            if admission is not None and admission.request.operation_id != op_id:
+                admission.close()  # admitted for another route: not this view's to use
+                admission = None
+            tx = admission.tx if admission is not None else _Transaction(factory)
             ok = False
             try:
-                principal = authenticate(operation, http, tx)
-                query_string = environ.get("QUERY_STRING")
-                if query_string or has_parameters:
-                    parsed = params.parse(
-                        RawParameters(
-                            path={renames.get(k, k): v for k, v in raw_path.items()}
-                            if renames
-                            else raw_path,
-                            # No query string: nothing to parse (and no unknown parameter).
-                            query=http.args if query_string else _NO_QUERY,
-                            headers=http.headers,
-                            cookies=http.cookies if reads_cookies else _NO_COOKIES,
-                        )
-                    )
-                else:  # no parameters declared, none sent: nothing to parse
-                    parsed = ParsedParameters()
-                role = authorize(operation, principal, parsed.path, tx)
-                req = Request(
-                    operation_id=op_id,
-                    path=parsed.path,
-                    query=parsed.query,
-                    headers=parsed.headers,
-                    cookies=parsed.cookies,
-                    body=body.parse(http) if body is not None else None,
-                    principal=principal,
-                    role=role,
-                    page=page_request(op_id, parsed.path, parsed.query, cursors)
-                    if is_list
-                    else None,
-                    request_id=environ.get(REQUEST_ID_KEY) or request_id_for(environ),
-                    client_ip=environ.get("REMOTE_ADDR"),  # ``http.remote_addr``
-                    user_agent=environ.get("HTTP_USER_AGENT") or None,  # ``http.user_agent``
-                    state=state,
-                    _session=tx,
-                )
+                # Admitted by the contract gate ahead of Flask, or (without one) here.
+                req = admission.request if admission is not None else admit(http, raw_path, tx)
                 response = render(handler(req))
                 ok = True
                 return response
@@ -296,6 +350,7 @@ class Dispatcher:
             finally:
                 tx.finish(ok)
 
+        self._admissions[op_id] = admit
         view.__name__ = operation.handler_name
         view.__doc__ = f"{operation.method} {operation.path} ({op_id})"
         return view

@@ -123,12 +123,13 @@ def api_error_response(error: ApiError, method: str, path: str, request_id: str)
     return problem_response(error, request_id)
 
 
-def _from_http_exception(exc: HTTPException) -> ApiError:
+def error_for_http_exception(exc: HTTPException, path: str) -> ApiError:
+    """The ``ApiError`` that answers one of Werkzeug's HTTP errors for a request to ``path``."""
     if exc.code == 405:
         valid = getattr(exc, "valid_methods", None) or []
         return MethodNotAllowed(valid)
-    if exc.code == 404 and request.path.startswith("/api/"):
-        return NotFound(f"No route for {request.path}.")
+    if exc.code == 404 and path.startswith("/api/"):
+        return NotFound(f"No route for {path}.")
     error_cls = _HTTP_EXCEPTIONS.get(exc.code or 500)
     if error_cls is not None:
         return error_cls(exc.description)
@@ -149,7 +150,7 @@ def install_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
-        return _api_error(_from_http_exception(exc))
+        return _api_error(error_for_http_exception(exc, request.path))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -5,8 +5,9 @@ the API (``spec/openapi.yaml``, 3.1), schemathesis generates requests: the cover
 deterministic boundary cases first (as Hypothesis explicit examples), then Hypothesis positive
 and negative fuzzing. Each request goes, as the same WSGI environ, through
 
-* Gantry's hot path: the real ``Dispatcher`` with a guard that lets everyone in and a handler
-  that echoes nothing, so parameter parsing and body validation are all that can refuse it;
+* Gantry's hot path: the contract gate and the real ``Dispatcher`` as ``create_app`` wires them,
+  with a guard that lets everyone in and a handler that echoes nothing, so parameter parsing and
+  body validation are all that can refuse it;
 * openapi-core 0.23 ``validate_request`` over the same document with its security removed
   (authentication is not request validation),
 
@@ -49,6 +50,7 @@ if str(ROOT) not in sys.path:  # `bench` is a folder of the repository, not an i
 from flask import Flask  # noqa: E402
 
 from server.runtime.dispatch import Dispatcher  # noqa: E402
+from server.runtime.gate import GatedFlask, install_contract_gate  # noqa: E402
 from server.runtime.pagination import CursorCodec  # noqa: E402
 from server.runtime.problem import install_error_handlers  # noqa: E402
 from server.runtime.schemas import SchemaBundle  # noqa: E402
@@ -74,10 +76,11 @@ def _echo(request: Any) -> None:
 
 
 def gantry_app(package: Any) -> Flask:
-    """The runtime over a generated package, with validation as the only gate."""
+    """The runtime over a generated package as ``create_app`` wires it (the contract gate in
+    front of Flask), with validation as the only check: everyone is let in."""
     from importlib import import_module
 
-    app = Flask(f"differential_{package.__name__}")
+    app = GatedFlask(f"differential_{package.__name__}")
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     install_error_handlers(app)
     dispatcher = Dispatcher(
@@ -88,6 +91,7 @@ def gantry_app(package: Any) -> Flask:
         handlers=lambda operation: _echo,
     )
     import_module(f"{package.__name__}.routes").register_routes(app, dispatcher.bind)
+    install_contract_gate(app, dispatcher.admit)
     return app
 
 

@@ -83,6 +83,19 @@ def test_read_body_answers_as_get_data(case: str) -> None:
 
 
 @pytest.mark.usefixtures("app")
+def test_a_server_terminated_input_is_read_to_the_declared_length() -> None:
+    # Such a server (gunicorn) ends the stream where the body ends, so Werkzeug reads to the end
+    # of the stream and this reads Content-Length bytes: the same body. Were the stream to run
+    # on, the body would still be what Content-Length declares (RFC 9112, section 6.2).
+    terminated = {"wsgi.input_terminated": True}
+    assert read_body(Request(_environ(BODY, **terminated))) == BODY
+    running_on = _environ(BODY, **terminated, **{"wsgi.input": io.BytesIO(BODY + b"GET / HTTP")})
+    assert read_body(Request(running_on)) == BODY
+    with pytest.raises(ClientDisconnected):  # a body cut short is the client's doing
+        read_body(Request(_environ(BODY, **terminated, CONTENT_LENGTH=str(len(BODY) + 5))))
+
+
+@pytest.mark.usefixtures("app")
 def test_read_body_keeps_reading_a_trickling_input() -> None:
     request = Request(_environ(BODY, **{"wsgi.input": _Trickle(BODY)}))
     assert read_body(request) == BODY
