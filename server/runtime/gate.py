@@ -115,15 +115,11 @@ class ContractGate:
         self.app = app
         self.wsgi_app = wsgi_app
         self.admit = admit
-        config = app.config
         # Routes that depend on neither host nor subdomain match the same for every request, so
         # one adapter serves them all (binding one per request costs as much as matching).
         self._shared_adapter: MapAdapter | None = (
             None
-            if app.url_map.host_matching
-            or app.subdomain_matching
-            or config["SERVER_NAME"]
-            or config["TRUSTED_HOSTS"]  # checked as Flask binds an adapter to the request
+            if app.url_map.host_matching or app.subdomain_matching
             else app.url_map.bind("gantry.invalid")
         )
         self._request_class = app.request_class
@@ -132,7 +128,10 @@ class ContractGate:
         app = self.app
         http = self._request_class(environ)
         http.json_module = app.json
+        config = app.config
         adapter = self._shared_adapter
+        if config["SERVER_NAME"] or config["TRUSTED_HOSTS"]:
+            adapter = None  # the host takes part: checked as Flask binds an adapter to a request
         own_adapter = None
         try:
             if adapter is None:
@@ -146,7 +145,6 @@ class ContractGate:
             environ[GATE_KEY] = _Passed(http, None, None)
             return self.wsgi_app(environ, start_response)
         # Flask's limits, which its request object reads through the app context (none yet).
-        config = app.config
         http.max_content_length = config["MAX_CONTENT_LENGTH"]
         http.max_form_memory_size = config["MAX_FORM_MEMORY_SIZE"]
         http.max_form_parts = config["MAX_FORM_PARTS"]

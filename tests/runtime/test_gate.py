@@ -162,8 +162,15 @@ def test_the_body_limit_holds_at_the_gate() -> None:
 
 
 @pytest.mark.parametrize("host, status", [("api.example.com", 201), ("evil.example.com", 400)])
-def test_trusted_hosts_are_checked_before_anything_is_admitted(host: str, status: int) -> None:
-    app, log = _app(_created, TRUSTED_HOSTS=["api.example.com"])
+@pytest.mark.parametrize("configured", ["before the gate", "after the gate"])
+def test_trusted_hosts_are_checked_before_anything_is_admitted(
+    host: str, status: int, configured: str
+) -> None:
+    if configured == "before the gate":
+        app, log = _app(_created, TRUSTED_HOSTS=["api.example.com"])
+    else:  # as an operator's WSGI module may do with the app ``create_app`` returns
+        app, log = _app(_created)
+        app.config["TRUSTED_HOSTS"] = ["api.example.com"]
     response = app.test_client().post(
         ITEMS, json=GOOD_BODY, headers={"Authorization": "Bearer ok", "Host": host}
     )
