@@ -13,7 +13,9 @@ model, open transaction) waiting in the WSGI environ, so nothing is checked twic
 Everything else goes to Flask untouched, which answers it as it would without the gate: a path or
 method no operation has, a redirect, a route that is not an operation (the docs assets), and any
 error that is not an ``ApiError`` or an HTTP error (Flask's handlers, signals and
-``PROPAGATE_EXCEPTIONS`` apply to it as before).
+``PROPAGATE_EXCEPTIONS`` apply to it as before). Flask's ``before_request`` and ``after_request``
+hooks see admitted requests only: what every answer needs belongs in a WSGI middleware around the
+gate, as the request id and security headers are (``server.runtime.middleware``).
 """
 
 from __future__ import annotations
