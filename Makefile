@@ -12,7 +12,7 @@ PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check 
 SPEC   := spec/openapi.yaml
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser generate check-generated serve test test-unit test-contract contract contract-selftest lint typecheck bench bench-generate clean
+.PHONY: help setup browser generate check-generated serve test test-unit test-contract contract contract-selftest differential lint typecheck bench bench-generate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -54,6 +54,10 @@ contract: $(STAMP) ## the contract suite against a live server: make contract BA
 
 contract-selftest: $(STAMP) ## plant each known bug in the app, one at a time; fail unless the contract suite catches it
 	$(BIN)/python -m contract_tests.selftest
+
+DIFF_EXAMPLES ?= 1000
+differential: $(STAMP) ## the differential test at depth: up to 1,000 fuzzed requests per operation besides the boundary cases (~7 min)
+	GANTRY_DIFF_EXAMPLES=$(DIFF_EXAMPLES) $(BIN)/python -m pytest tests/differential -q -s -p no:cacheprovider
 
 browser: ## make sure Chromium is there for the docs-page test (installs Debian's package as root)
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
