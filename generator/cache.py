@@ -2,7 +2,8 @@
 
 Entries live under `$GANTRY_CACHE_DIR`, else `.cache/gantry/` in the current directory; setting
 `GANTRY_CACHE_DIR` to the empty string turns the cache off. A cache that cannot be read or written
-is simply not used: it only ever saves time. Each kind keeps its most recent entries only.
+is simply not used: it only ever saves time. Each kind keeps its most recent entries only,
+within a count and a size.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from pathlib import Path
 # Bump when the meaning of a cached value changes, so old entries are never read.
 CACHE_FORMAT = "1"
 KEEP_PER_KIND = 32
+# ...and no more bytes than this per kind, the newest entry aside: one entry for a spec of thousands
+# of operations is 10 MB or more, and a cache only ever saves time.
+KEEP_BYTES_PER_KIND = 64 * 2**20
 PACKAGE = Path(__file__).resolve().parent
 
 
@@ -135,10 +139,25 @@ class Cache:
 
     @staticmethod
     def _prune(folder: Path) -> None:
+        """Keep the newest entries of a kind: at most ``KEEP_PER_KIND`` of them, in at most
+        ``KEEP_BYTES_PER_KIND`` bytes (the newest one whatever its size)."""
         entries = sorted(
-            (entry.stat().st_mtime, entry.name)
-            for entry in os.scandir(folder)
-            if entry.is_file() and not entry.name.startswith(".")
+            ((stat.st_mtime, stat.st_size, entry.name) for entry, stat in _files(folder)),
+            reverse=True,
         )
-        for _, name in entries[:-KEEP_PER_KIND]:
-            (folder / name).unlink(missing_ok=True)
+        kept = total = 0
+        for _, size, name in entries:
+            total += size
+            if kept == 0 or (kept < KEEP_PER_KIND and total <= KEEP_BYTES_PER_KIND):
+                kept += 1
+            else:
+                (folder / name).unlink(missing_ok=True)
+
+
+def _files(folder: Path) -> list[tuple[os.DirEntry[str], os.stat_result]]:
+    """The entries of a cache folder with their stats (files being written start with a dot)."""
+    return [
+        (entry, entry.stat())
+        for entry in os.scandir(folder)
+        if entry.is_file() and not entry.name.startswith(".")
+    ]

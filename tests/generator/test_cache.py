@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from generator_support import REPO, SPECS, Generate, relative, write_spec
 
+from generator import cache as cache_module
 from generator.cache import KEEP_PER_KIND, Cache
 
 PETSTORE = SPECS / "petstore_mini.yaml"
@@ -73,3 +74,17 @@ def test_each_kind_keeps_only_its_newest_entries(tmp_path: Path) -> None:
     names = sorted(p.name for p in (tmp_path / "kind").iterdir())
     assert len(names) == KEEP_PER_KIND
     assert "last" in names and "entry000" not in names
+
+
+def test_each_kind_keeps_its_newest_entries_within_a_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache_module, "KEEP_BYTES_PER_KIND", 250)
+    cache = Cache(tmp_path)
+    for index in range(5):
+        cache.put("kind", f"entry{index}", "x" * 100)
+        os.utime(tmp_path / "kind" / f"entry{index}", (index, index))
+    assert sorted(p.name for p in (tmp_path / "kind").iterdir()) == ["entry3", "entry4"]
+    cache.put("kind", "huge", "x" * 1000)  # the newest entry stays, whatever its size
+    assert [p.name for p in (tmp_path / "kind").iterdir()] == ["huge"]
+    assert cache.get("kind", "huge") == "x" * 1000
