@@ -145,7 +145,7 @@ def _category(filename: str, function: str) -> str:
             return "validation"
         if "_hashlib" in function or "hmac" in function or "openssl" in function:
             return "auth"
-        if "_json" in function or "encode" in function:
+        if "_json" in function or "encode" in function or "orjson" in function:
             return "serialisation"
         return "framework and handlers"
     if "/sqlalchemy/" in path or "/server/storage/" in path or "sqlite3" in path:
@@ -179,7 +179,14 @@ def _category(filename: str, function: str) -> str:
         "/json/" in path
         or "/server/handlers/_serialize.py" in path
         or function
-        in ("render", "problem_response", "problem_body", "encode_problem", "json_default")
+        in (
+            "render",
+            "encode_json",
+            "problem_response",
+            "problem_body",
+            "encode_problem",
+            "json_default",
+        )
         or "/werkzeug/wrappers/response.py" in path
         or "/werkzeug/sansio/response.py" in path
     ):
