@@ -69,7 +69,7 @@ def json_default(value: Any) -> Any:
 # Datetimes go through ``json_default`` (RFC 3339 with ``Z``); keys that are not strings are
 # written as the standard encoder writes them.
 _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
-_JSON_ENCODER = json.JSONEncoder(default=json_default, ensure_ascii=False)
+_JSON_ENCODER = json.JSONEncoder(default=json_default, ensure_ascii=False, separators=(",", ":"))
 JSON_CONTENT_TYPE = "application/json"
 
 

@@ -58,6 +58,13 @@ def test_nesting_beyond_orjsons_limit_falls_back() -> None:
     assert json.loads(encode_json(value)) == value
 
 
+def test_the_fallback_writes_the_same_compact_style() -> None:
+    assert (
+        encode_json({"big": 2**70, "list": [1, 2]})
+        == b'{"big":1180591620717411303424,"list":[1,2]}'
+    )
+
+
 def test_a_float_json_cannot_hold_is_null_not_invalid_json() -> None:
     # The standard encoder writes NaN and Infinity, which no JSON parser has to accept.
     assert encode_json([float("nan"), float("inf"), -float("inf")]) == b"[null,null,null]"
