@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import astuple
 from typing import Any
 
-from . import jsonpointer, lint, validate
+from . import jsonpointer, lint, servable, validate
 from .diagnostics import Diagnostic, Severity
 from .resolve import Resolver, iter_refs
 from .units import Unit, Units, references_paths
@@ -25,10 +25,15 @@ Finding = tuple[str, str, str]  # (severity, pointer, message)
 def analyse_shared(units: Units, resolver: Resolver) -> dict[str, Any]:
     """The findings of the shared part (its path items left out)."""
     shared = units.shared
-    refs = lint.check_refs(shared, resolver)
+    refs, refs_resolve = lint.check_refs(shared, resolver)
+    openapi = str(shared.get("openapi", ""))
+    servers = [
+        *servable.security_schemes(shared),
+        *servable.null_defaults(shared, "", openapi=openapi),
+    ]
     return {
-        "findings": _findings([*refs, *_nullable(units, shared)]),
-        "refs_resolve": not refs,
+        "findings": _findings([*refs, *_nullable(units, shared), *servers]),
+        "refs_resolve": refs_resolve,
         "validation": validate.run_validation(shared),
         "references_paths": any(references_paths(ref) for _, ref in iter_refs(shared)),
     }
@@ -47,13 +52,15 @@ def analyse_units(
     validation = _validation(chosen, units.shared)
     results = {}
     for unit in chosen:
-        refs = lint.check_refs(unit.value, resolver, unit.pointer)
+        refs, refs_resolve = lint.check_refs(unit.value, resolver, unit.pointer)
         found = [*refs, *_nullable(units, unit.value, unit.pointer, openapi)]
+        found += servable.path_key(unit.path)
+        found += servable.null_defaults(unit.value, unit.pointer, openapi=openapi)
         for site in sites[unit.path]:
             found += lint.lint_operation(site, document, resolver, units.profile)
         results[unit.path] = {
             "findings": _findings(found),
-            "refs_resolve": not refs,
+            "refs_resolve": refs_resolve,
             "validation": validation[unit.path],
             "references_paths": any(
                 references_paths(ref) for _, ref in iter_refs(unit.value, unit.pointer)

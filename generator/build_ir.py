@@ -187,6 +187,8 @@ class _Builder:
     def parameter(self, param: ParameterSite) -> Parameter:
         value = param.value
         style = str(value.get("style") or _DEFAULT_STYLE.get(param.location, "simple"))
+        if "schema" not in value and any(map(conventions.is_json, _mapping(value.get("content")))):
+            style = "json"  # described by JSON `content`: one JSON text, not a styled value
         explode = value.get("explode")
         schema = self.parameter_schema(value)
         return Parameter(

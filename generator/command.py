@@ -67,8 +67,9 @@ def generate(spec: Path, *, strict: bool = False, cache: Cache | None = None) ->
 
 def _encode(generated: Generated) -> bytes:
     # marshal: the entry is read back only by this Python (its version is part of the key).
-    warnings = [(w.line, w.column, w.severity, w.message) for w in generated.warnings]
-    return marshal.dumps({"files": dict(generated.files), "warnings": warnings})
+    warnings = [(w.line, w.column, w.severity, w.message, w.file) for w in generated.warnings]
+    entry = {"files": dict(generated.files), "warnings": warnings, "inputs": generated.inputs}
+    return marshal.dumps(entry)
 
 
 def _decode(raw: bytes) -> Generated | None:
@@ -76,9 +77,19 @@ def _decode(raw: bytes) -> Generated | None:
         entry = marshal.loads(raw)
         files = {str(name): bytes(content) for name, content in entry["files"].items()}
         warnings = tuple(Located(*warning) for warning in entry["warnings"])
+        inputs = tuple((str(path), str(digest)) for path, digest in entry["inputs"])
     except (EOFError, ValueError, TypeError, KeyError, AttributeError):
         return None  # a damaged entry is no entry
-    return Generated(files, warnings)
+    if any(_sha256(Path(path)) != digest for path, digest in inputs):
+        return None  # a file the spec references has changed since
+    return Generated(files, warnings, inputs)
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def run(

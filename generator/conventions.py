@@ -1,8 +1,9 @@
 """Gantry's API conventions, shared by the linter (which enforces them) and the IR (which uses them).
 
 The conventions profile is switched on by the spec itself: a document that uses
-`x-gantry-min-role` anywhere is a Gantry spec, and breaking a convention there is an error.
-Elsewhere the same findings are warnings, so other people's specs still generate.
+`x-gantry-min-role` anywhere, or says `x-gantry-conventions: true` at the top, is a Gantry spec,
+and breaking a convention there is an error. Anyone else's document is not held to them: its
+diagnostics are the real problems only.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .resolve import RefError, Resolver, contains_key
 from .walk import OperationSite, ParameterSite
 
 MIN_ROLE_KEY = "x-gantry-min-role"
+CONVENTIONS_KEY = "x-gantry-conventions"  # `true` at the top level: opt in without roles
 ROLES = (
     "public",
     "any",
@@ -34,8 +36,9 @@ _JSON_MEDIA = re.compile(r"^application/(?:[\w.+-]*\+)?json$")
 
 
 def gantry_profile(document: dict[str, Any]) -> bool:
-    """True when the document opts into the Gantry conventions by using `x-gantry-min-role`."""
-    return contains_key(document, MIN_ROLE_KEY)
+    """True when the document opts into the Gantry conventions (`x-gantry-conventions: true`,
+    or `x-gantry-min-role` anywhere)."""
+    return document.get(CONVENTIONS_KEY) is True or contains_key(document, MIN_ROLE_KEY)
 
 
 def is_json(media_type: str) -> bool:

@@ -35,16 +35,18 @@ class Diagnostic:
 
 @dataclass(frozen=True, order=True)
 class Located:
-    """A diagnostic placed at a 1-based line and column of a file."""
+    """A diagnostic placed at a 1-based line and column of a file: the spec itself, or
+    `file` (as shown) when it is in another file the spec references."""
 
     line: int
     column: int
     severity: str
     message: str
+    file: str = ""
 
     def format(self, path: str) -> str:
         """The `file:line:column: severity: message` form compilers and editors understand."""
-        return f"{path}:{self.line}:{self.column}: {self.severity}: {self.message}"
+        return f"{self.file or path}:{self.line}:{self.column}: {self.severity}: {self.message}"
 
 
 class GenerationFailed(Exception):

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import conventions, jsonpointer, names
+from . import conventions, jsonpointer, names, servable
 from .diagnostics import Diagnostic
 from .resolve import RefError, Resolver, iter_refs
 from .walk import (
@@ -24,16 +24,21 @@ from .walk import (
 )
 
 
-def check_refs(node: Any, resolver: Resolver, pointer: str = "") -> list[Diagnostic]:
-    """A `$ref` that leads nowhere (or outside the document) is an error; `node` is the
-    document, or the part of it at `pointer`."""
+def check_refs(node: Any, resolver: Resolver, pointer: str = "") -> tuple[list[Diagnostic], bool]:
+    """A `$ref` that leads nowhere is an error; `node` is the document, or the part of it at
+    `pointer`. With the problems, whether every reference resolves: a reference to another
+    file is only still there when `bundle` could not follow it, and has said why."""
     problems = []
+    resolves = True
     for at, ref in iter_refs(node, pointer):
+        if not ref.startswith("#"):
+            resolves = False
+            continue
         try:
             resolver.lookup(ref)
         except RefError as exc:
             problems.append(Diagnostic.error(at, str(exc)))
-    return problems
+    return problems, resolves and not problems
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,7 @@ def lint_operation(
         *_missing_operation_id(site, profile),
         *_path_parameters(site, params),
         *_parameter_names(site, params),
+        *servable.header_parameters(site, params),
         *_security(site, document, _security_scheme_names(document), profile),
         *_min_role(site, document, profile),
         *_pagination(site, params, resolver, profile),
@@ -91,18 +97,18 @@ def lint_nullable(node: Any, pointer: str = "", *, openapi: str | None = None) -
     return list(_nullable_in_31(node, pointer))
 
 
-def _convention(profile: bool, pointer: str, message: str) -> Diagnostic:
-    """An error in a Gantry spec, a warning elsewhere."""
+def _convention(profile: bool, pointer: str, message: str) -> Iterator[Diagnostic]:
+    """An error in a Gantry spec; nothing in anyone else's, where it would drown the real
+    problems (see `conventions.gantry_profile`)."""
     if profile:
-        return Diagnostic.error(pointer, message)
-    return Diagnostic.warning(pointer, message + " (Gantry convention)")
+        yield Diagnostic.error(pointer, message)
 
 
 def _missing_operation_id(site: OperationSite, profile: bool) -> Iterator[Diagnostic]:
     declared = site.operation.get("operationId")
     if not isinstance(declared, str) or not declared:
         message = f"{site.label} has no operationId; its handler is named {site.handler_name!r}"
-        yield _convention(profile, site.pointer, message)
+        yield from _convention(profile, site.pointer, message)
 
 
 def _operation_ids(sites: list[SiteSummary]) -> Iterator[Diagnostic]:
@@ -201,7 +207,8 @@ def _security(
         for status in ("401", "403"):
             if status not in statuses:
                 message = f"secured operation {site.label} does not document a {status} response"
-                yield _convention(profile, jsonpointer.child(site.pointer, "responses"), message)
+                pointer = jsonpointer.child(site.pointer, "responses")
+                yield from _convention(profile, pointer, message)
 
 
 def _min_role(site: OperationSite, document: dict[str, Any], profile: bool) -> Iterator[Diagnostic]:
@@ -230,7 +237,7 @@ def _pagination(
     site: OperationSite, params: list[ParameterSite], resolver: Resolver, profile: bool
 ) -> Iterator[Diagnostic]:
     for pointer, message in conventions.pagination(site, params, resolver).problems:
-        yield _convention(profile, pointer, message)
+        yield from _convention(profile, pointer, message)
 
 
 def _nullable_in_31(node: Any, pointer: str) -> Iterator[Diagnostic]:

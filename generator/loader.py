@@ -73,6 +73,8 @@ class Document:
     # ... and how it was cut, with each piece's key (to read positions one piece at a time).
     layout: pieces.Layout | None = field(default=None, repr=False, compare=False)
     piece_keys: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    # The other files its `$ref`s brought in (see `bundle`), as (path, sha256 of the bytes).
+    inputs: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)
 
     @functools.cached_property
     def source_map(self) -> SourceMap:

@@ -19,7 +19,7 @@ from typing import Any
 
 import jinja2
 
-from . import analysis, jsonpointer, loader, render
+from . import analysis, bundle, jsonpointer, loader, render
 from .build_ir import build, build_operations, with_model_classes
 from .cache import Cache
 from .diagnostics import Diagnostic, GenerationFailed, Located, Severity
@@ -55,6 +55,7 @@ def produce(
     pieces = dict(memo.previous["pieces"])
     document = loader.loads(raw, spec, pieces) if raw is not None else _load(spec, pieces)
     memo.replace("pieces", pieces)
+    document = bundle.bundle(document)  # other files' content is then in `data` only
     facts = dict(memo.previous["facts"])
     units = split(document.data, digests=document.digests, facts=facts, text=document.text)
     memo.replace(
@@ -88,7 +89,8 @@ def produce(
     texts = render.assemble(skeletons, run.finish(records, models), run.source)
     memo.save()
     files = {**{name: text.encode() for name, text in texts.items()}, **json_files}
-    return Generated(files, tuple(sorted(p for p in set(problems) if p.severity == "warning")))
+    warnings = tuple(sorted(p for p in set(problems) if p.severity == "warning"))
+    return Generated(files, warnings, document.inputs)
 
 
 def _load(spec: Path, pieces: loader.PieceMemo) -> loader.Document:

@@ -1,4 +1,5 @@
-"""The one place `$ref`s are resolved: local references inside the single spec document."""
+"""The one place `$ref`s are resolved: local references inside the spec document (`bundle` has
+already brought in what other files held)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ class RefError(Exception):
 def ref_pointer(ref: str) -> str:
     """The JSON pointer named by a local reference (`#/a/b` → `/a/b`)."""
     if not ref.startswith("#"):
-        raise RefError(f"external $ref {ref!r} is not supported; bundle the spec into one file")
+        raise RefError(f"$ref {ref!r} names another file, which could not be read")
     fragment = unquote(ref[1:])
     if fragment and not fragment.startswith("/"):
         raise RefError(f"$ref {ref!r} is not a JSON pointer")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import jsonpointer
-from .conventions import MIN_ROLE_KEY
+from .conventions import CONVENTIONS_KEY, MIN_ROLE_KEY
 from .walk import HTTP_METHODS
 
 # How a member named `x-gantry-min-role` looks in `json.dumps` text; inside a string value its
@@ -46,7 +46,7 @@ class Units:
     shared: dict[str, Any]  # the document with `paths` emptied (when it is a mapping)
     shared_digest: str
     units: tuple[Unit, ...]
-    profile: bool  # the Gantry conventions apply: `x-gantry-min-role` is used somewhere
+    profile: bool  # the Gantry conventions apply (see `conventions.gantry_profile`)
     # False when the text cannot hold a `nullable` key (no such word, and no escapes that
     # could spell it): the walk that looks for one can be skipped.
     may_use_nullable: bool = True
@@ -98,7 +98,8 @@ def split(
         digest = _digest("piece", path, piece) if piece else _digest("json", _json([path, value]))
         bodies, uses_min_role = _facts(digest, value, facts, shared=False)
         units.append(Unit(path, value, digest, bodies, uses_min_role))
-    profile = shared_profile or any(unit.uses_min_role for unit in units)
+    opted_in = shared.get(CONVENTIONS_KEY) is True
+    profile = opted_in or shared_profile or any(unit.uses_min_role for unit in units)
     nullable = text is None or "nullable" in text or "\\" in text
     return Units(shared, shared_digest, tuple(units), profile, nullable)
 

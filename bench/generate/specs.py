@@ -30,15 +30,20 @@ def resource_name(index: int) -> str:
     return f"Resource{index:04d}"
 
 
-def build(operations: int) -> dict[str, Any]:
-    """A document with exactly `operations` operations."""
+def build(operations: int, schemas_total: int | None = None) -> dict[str, Any]:
+    """A document with exactly `operations` operations; with `schemas_total`, each resource
+    also has as many part schemas (referenced from it) as it takes to reach that many schemas."""
     resources = -(-operations // OPERATIONS_PER_RESOURCE)
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {"Problem": _problem()}
     remaining = operations
+    per_resource = len(_schemas(resource_name(0), 0))
+    parts = max(0, (schemas_total or 0) - 1 - per_resource * resources)
     for index in range(resources):
         name = resource_name(index)
         schemas.update(_schemas(name, index))
+        count = parts // resources + (1 if index < parts % resources else 0)
+        schemas.update(_parts(name, index, count, schemas[name]))
         ops = _operations(name, index)
         for path, item in ops.items():
             kept = {}
@@ -100,9 +105,7 @@ def to_yaml(document: dict[str, Any]) -> str:
         def ignore_aliases(self, data: Any) -> bool:
             return True
 
-    text: str = yaml.dump(
-        document, Dumper=Dumper, sort_keys=False, width=100, allow_unicode=True
-    )
+    text: str = yaml.dump(document, Dumper=Dumper, sort_keys=False, width=100, allow_unicode=True)
     return text
 
 
@@ -190,6 +193,22 @@ def _schemas(name: str, index: int) -> dict[str, Any]:
             },
         },
     }
+
+
+def _parts(name: str, index: int, count: int, output: dict[str, Any]) -> dict[str, Any]:
+    """`count` part schemas of a resource, each referenced from the resource's `parts`."""
+    if not count:
+        return {}
+    parts = {
+        f"{name}Part{k:03d}": {"type": "object", "properties": _fields(index + k)}
+        for k in range(count)
+    }
+    output["properties"]["parts"] = {
+        "type": "object",
+        "readOnly": True,
+        "properties": {part.lower(): _ref(part) for part in parts},
+    }
+    return parts
 
 
 def _errors(*statuses: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from server.runtime.dispatch import Dispatcher
 from server.runtime.errors import BadRequest, FieldError
 from server.runtime.middleware import install_request_hooks
 from server.runtime.pagination import CursorCodec
-from server.runtime.problem import install_error_handlers
+from server.runtime.problem import PROBLEM_JSON, install_error_handlers
 from server.runtime.schemas import SchemaBundle
 
 
@@ -46,16 +46,20 @@ def create_mock_app(spec_path: str | Path, *, cache_dir: Path | None = None) -> 
 
     bundle = SchemaBundle.from_package(package)
     synth = Synthesizer(bundle)
+    responders = {op.operation_id: Responder(op, synth) for op in operations.OPERATIONS}
     dispatcher = Dispatcher(
         bundle=bundle,
         models=models,
         guard=MockGuard(operations.SECURITY_SCHEMES),
         cursors=CursorCodec(b"gantry-mock"),
-        handlers=lambda operation: Responder(operation, synth),
+        handlers=lambda operation: responders[operation.operation_id],
     )
 
     def bind(operation: Any) -> Callable[..., Any]:
-        view = dispatcher.bind(dataclasses.replace(operation, is_list=False))
+        view = _as_documented(
+            dispatcher.bind(dataclasses.replace(operation, is_list=False)),
+            responders[operation.operation_id],
+        )
         hidden = _query_credentials(operation, operations.SECURITY_SCHEMES)
         if not hidden:
             return view
@@ -75,6 +79,19 @@ def create_mock_app(spec_path: str | Path, *, cache_dir: Path | None = None) -> 
 
     routes.register_routes(app, bind)
     return app
+
+
+def _as_documented(view: Callable[..., Any], responder: Responder) -> Callable[..., Any]:
+    """`view`, its refusals answered as the operation documents them (`Responder.refusal`)."""
+
+    def documented_refusals(**path: str) -> Any:
+        response = view(**path)
+        if response.status_code >= 400 and response.mimetype == PROBLEM_JSON:
+            return responder.refusal(response)
+        return response
+
+    documented_refusals.__name__ = view.__name__
+    return documented_refusals
 
 
 def _reject_unnamed_form_fields() -> None:

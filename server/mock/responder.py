@@ -6,6 +6,11 @@ example. The media type follows `Accept` among the documented ones (JSON first o
 body is the documented example when it is valid against the schema (or was asked for by name),
 else a value synthesised from the schema; documented response headers are filled the same way.
 Answers are computed once per (status, media type, example) and reused.
+
+A refused request (400, 401, 415…) gets the response the operation documents for that status
+(the exact status, else its `4XX`, else `default`) in a documented media type and valid against
+the documented schema: the runtime's problem document when it is one, else a documented example
+or a synthesised value. Problem+json is what is left when nothing is documented (`refusal`).
 """
 
 from __future__ import annotations
@@ -147,6 +152,33 @@ class Responder:
         json_first = sorted(content, key=lambda m: not is_json(m.media_type))
         return json_first[0]
 
+    def refusal(self, refused: Response) -> Response:
+        """`refused` (the runtime's problem+json answer) as the operation documents that
+        status, when it does; `refused` itself otherwise."""
+        status = refused.status_code
+        documented = self.by_status(status)
+        if documented is None:
+            return refused
+        media = self.negotiate(documented, None)
+        if media is not None and refused.mimetype == _essence(media.media_type):
+            problem = refused.get_json(silent=True)
+            if problem is not None and self.synth.is_valid(media.schema, problem):
+                return refused  # the runtime's own document is what the spec describes
+        cache_key = (f"refused {status}", media.media_type if media else None, None)
+        answer = self._answers.get(cache_key)
+        if answer is None:
+            answer = self.answer(documented, status, media, None)
+            self._answers[cache_key] = answer
+        result = Response(answer.body, status=status)
+        for name, value in refused.headers.items():
+            if name.lower() not in _SKIPPED_HEADERS:
+                result.headers[name] = value  # WWW-Authenticate, Allow, Retry-After…
+        if answer.media_type is not None:
+            result.headers["Content-Type"] = answer.media_type
+        for name, value in answer.headers:
+            result.headers[name] = value
+        return result
+
     # -- what to send -----------------------------------------------------------------------
 
     def answer(self, response: Any, status: int, media: Any, example: str | None) -> _Answer:
@@ -178,6 +210,10 @@ class Responder:
                 continue
             found.append((name, _header_text(value)))
         return found
+
+
+def _essence(media_type: str) -> str:
+    return media_type.split(";", 1)[0].strip().lower()
 
 
 def _status_of(status: str) -> int:

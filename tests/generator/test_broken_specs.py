@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from generator_support import BROKEN, Generate
+from generator_support import BROKEN, REPO, Generate
 
 CASES = sorted(path.stem for path in BROKEN.glob("*.yaml"))
 
@@ -55,9 +55,7 @@ DEFECTS = {
     "yaml_syntax_error": ['{"200": {description: ok}'],  # the `{` that is never closed
     "yaml_bad_indent": ["responses: {}"],
     "dangling_ref": [
-        "get:",
         '$ref: "#/components/parameters/Limit"',
-        "schema: {$ref:",
         '$ref: "#/components/schemas/PetPage"',
         '$ref: "#/components/schemas/Owner"',
         '$ref: "./other.yaml#/Pet"',
@@ -85,17 +83,26 @@ DEFECTS = {
         "responses: {}",
     ],
     "bad_version": ["openapi: 2.0.0"],
+    "external_refs": [
+        "/things/{thing_id}:",  # the path item is in another file; its template is here
+        '"type": "strin"',  # in external_refs/schemas.json
+    ],
+    "remote_ref": [
+        '$ref: "https://example.com',
+        "$ref: external_refs/missing.yaml",
+        '$ref: "external_refs/schemas.json#/Gone"',
+    ],
 }
 
 
 @pytest.mark.parametrize("case", sorted(DEFECTS))
 def test_diagnostics_point_at_the_defect(case: str) -> None:
-    spec = (BROKEN / f"{case}.yaml").read_text().splitlines()
     lines = (BROKEN / f"{case}.expected").read_text().splitlines()[:-1]  # minus the summary
     found = []
     for line in lines:
-        _, number, column, _ = line.split(":", 3)
-        found.append(spec[int(number) - 1][int(column) - 1 :])
+        file, number, column, _ = line.split(":", 3)  # the spec, or a file it references
+        text = (REPO / file).read_text().splitlines()
+        found.append(text[int(number) - 1][int(column) - 1 :])
     assert len(found) == len(DEFECTS[case])
     for text, expected in zip(found, DEFECTS[case], strict=True):
         assert text.startswith(expected), (text, expected)
@@ -111,4 +118,4 @@ def test_every_problem_is_listed_at_once(generate: Generate, tmp_path: Path) -> 
         "is not defined in components/securitySchemes",
     ]
     assert all(kind in result.stderr for kind in kinds)
-    assert result.stderr.endswith("5 error(s), 2 warning(s); nothing written\n")
+    assert result.stderr.endswith("5 error(s), 0 warning(s); nothing written\n")

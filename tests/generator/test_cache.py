@@ -20,6 +20,7 @@ info: {title: t, version: "1"}
 paths:
   /pets:
     get:
+      parameters: [{name: X_Trace, in: header, schema: {type: string}}]
       responses:
         "200": {description: ok}
 """

@@ -20,6 +20,7 @@ CORPUS = corpus_specs()
 FAMILIES = {
     "bodies_media",
     "composition",
+    "multi_file",
     "nullable_enums",
     "odd_names",
     "params_styles",

@@ -137,3 +137,35 @@ def test_the_repository_spec_regenerates_identically_from_a_warm_memo(
         entry.unlink()
     assert _run(spec, tmp_path / "b", cache, monkeypatch).status == 0
     assert _tree(tmp_path / "a") == _tree(tmp_path / "b") == _tree(REPO / "generated")
+
+
+def test_an_edit_to_a_referenced_file_regenerates_as_from_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus = REPO / "tests" / "generator" / "corpus"
+    spec = tmp_path / "multi_file.yaml"
+    spec.write_bytes((corpus / "multi_file.yaml").read_bytes())
+    for source in sorted((corpus / "multi_file").rglob("*")):
+        if source.is_file():
+            target = tmp_path / source.relative_to(corpus)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read_bytes())
+    cache = tmp_path / "cache"
+    assert _run(spec, tmp_path / "warm", cache, monkeypatch).status == 0
+    category = tmp_path / "multi_file" / "schemas" / "category.yaml"
+    category.write_text(category.read_text() + "  label: {type: string, maxLength: 9}\n")
+    warm = _run(spec, tmp_path / "warm", cache, monkeypatch)
+    cold = _run(spec, tmp_path / "cold", None, monkeypatch)
+    assert warm.status == cold.status == 0, warm.stderr
+    assert _tree(tmp_path / "warm") == _tree(tmp_path / "cold")
+    assert b"label" in (tmp_path / "warm" / "schemas.json").read_bytes()
+    path_item = tmp_path / "multi_file" / "paths" / "pet.yaml"
+    path_item.write_text(path_item.read_text().replace("maximum: 1000000", "maximum: 99"))
+    warm = _run(spec, tmp_path / "warm", cache, monkeypatch)
+    assert warm.status == 0, warm.stderr
+    assert _tree(tmp_path / "warm") == _tree(_run_cold(spec, tmp_path / "cold2", monkeypatch))
+
+
+def _run_cold(spec: Path, out: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    assert _run(spec, out, None, monkeypatch).status == 0
+    return out

@@ -171,3 +171,72 @@ def test_a_broken_spec_is_reported(tmp_path: Path) -> None:
     spec.write_text("openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /a: {get: [}\n")
     with pytest.raises(MockSpecError, match="YAML syntax"):
         create_mock_app(spec, cache_dir=tmp_path / "cache")
+
+
+def test_refusals_take_the_documented_error_response(mock_app: MockFactory) -> None:
+    client = mock_app("multi_file.yaml").test_client()
+    auth = {"Authorization": "Bearer t"}
+    refused = client.post("/pets", json={"name": ""}, headers=auth)  # documented 400: JSON
+    assert (refused.status_code, refused.mimetype) == (400, "application/json")
+    assert set(refused.json) == {"code", "message"}
+    anonymous = client.post("/pets", json={"name": "Rex"})  # documented 401: the same shape
+    assert (anonymous.status_code, anonymous.mimetype) == (401, "application/json")
+    assert "WWW-Authenticate" in anonymous.headers
+    by_default = client.get("/pets?limit=0", headers=auth)  # documented 400
+    assert by_default.mimetype == "application/json"
+    wrong_type = client.post("/pets", data="x", content_type="text/plain", headers=auth)
+    assert (wrong_type.status_code, wrong_type.mimetype) == (415, PROBLEM)  # none documented
+
+
+def test_a_multi_file_spec_is_served_whole(mock_app: MockFactory) -> None:
+    client = mock_app("multi_file.yaml").test_client()
+    pet = client.get("/pets/3", headers={"Authorization": "Bearer t"})
+    assert pet.status_code == 200
+    assert set(pet.json) >= {"name"}
+
+
+def test_a_parameter_described_by_content_is_read_as_json(mock_app: MockFactory) -> None:
+    client = mock_app("multi_file.yaml").test_client()
+    auth = {"Authorization": "Bearer t"}
+    assert client.get('/pets?filter={"text":"rex"}', headers=auth).status_code == 200
+    not_json = client.get("/pets?filter=rex", headers=auth)
+    assert not_json.status_code == 400
+    too_long = client.get('/pets?filter={"text":"' + "x" * 30 + '"}', headers=auth)
+    assert too_long.status_code == 400
+
+
+MULTIPART = """\
+openapi: 3.1.0
+info: {title: Uploads, version: "1"}
+paths:
+  /uploads:
+    post:
+      operationId: upload
+      requestBody:
+        required: true
+        content:
+          multipart/form-data:
+            schema:
+              type: object
+              required: [meta]
+              properties:
+                meta:
+                  type: object
+                  required: [title]
+                  properties: {title: {type: string, maxLength: 20}}
+                file: {type: string, format: binary}
+      responses:
+        "204": {description: Stored.}
+"""
+
+
+def test_an_object_part_of_a_multipart_body_is_decoded_as_json(tmp_path: Path) -> None:
+    spec = tmp_path / "uploads.yaml"
+    spec.write_text(MULTIPART)
+    client = create_mock_app(spec, cache_dir=tmp_path / "cache").test_client()
+    sent = {"meta": '{"title": "cv"}'}
+    assert client.post("/uploads", data=sent, content_type="multipart/form-data").status_code == 204
+    broken = client.post("/uploads", data={"meta": "cv"}, content_type="multipart/form-data")
+    assert broken.status_code == 400
+    wrong = client.post("/uploads", data={"meta": "{}"}, content_type="multipart/form-data")
+    assert wrong.status_code == 400  # decoded, then held to its schema: no title

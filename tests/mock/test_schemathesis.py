@@ -1,7 +1,9 @@
 """Every corpus spec's mock passes schemathesis's conformance checks against its own document.
 
 One pytest item per operation (in-process WSGI, no sockets). The mock app is built on the first
-request, so collecting the tests costs only the parsing of the specs.
+request, so collecting the tests costs only the parsing of the specs. A second run per spec sends
+only invalid requests (`--mode negative`): what the mock refuses must still be a response the
+operation documents, in a documented media type and shape.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -52,11 +55,18 @@ class LazyMock:
         return result
 
 
-def _conformance_test(spec: Path) -> Callable[..., None]:
+_MOCKS: dict[Path, LazyMock] = {}
+
+
+def _conformance_test(spec: Path, *, negative: bool = False) -> Callable[..., None]:
     schema = schemathesis.openapi.from_path(spec)
-    schema.app = LazyMock(spec)
+    schema.app = _MOCKS.setdefault(spec, LazyMock(spec))
     schema.config.update(headers=AUTH_HEADERS)
-    schema.config.phases.update(phases=["examples", "coverage", "fuzzing"])
+    if negative:
+        schema.config.generation.update(modes=[GenerationMode.NEGATIVE])
+        schema.config.phases.update(phases=["coverage", "fuzzing"])
+    else:
+        schema.config.phases.update(phases=["examples", "coverage", "fuzzing"])
 
     @schema.parametrize()
     @settings(
@@ -74,3 +84,4 @@ def _conformance_test(spec: Path) -> Callable[..., None]:
 
 for _spec in CORPUS:
     globals()[f"test_mock_conforms_{_spec.stem}"] = _conformance_test(_spec)
+    globals()[f"test_mock_refusals_conform_{_spec.stem}"] = _conformance_test(_spec, negative=True)

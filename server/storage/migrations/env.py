@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 from logging.config import fileConfig
+from typing import Any, Literal
 
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 
 from server.storage.db import DATABASE_URL_ENV, Database, normalize_url
 from server.storage.models import Base
+from server.storage.types import UTCDateTime
 
 config = context.config
 if config.config_file_name is not None:  # the alembic command line: log like it usually does
@@ -29,12 +32,24 @@ def _url() -> str:
     return normalize_url(url).render_as_string(hide_password=False)
 
 
+def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
+    """Generated revisions spell the models' portable types in plain SQLAlchemy, so a revision
+    never imports application code that may change after it is written."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    if type_ == "type" and getattr(obj, "_variant_mapping", None):  # JSONDocument()
+        autogen_context.imports.add("from sqlalchemy.dialects import postgresql")
+        return 'sa.JSON().with_variant(postgresql.JSONB(), "postgresql")'
+    return False
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         compare_type=True,
         render_as_batch=connection.dialect.name == "sqlite",
+        render_item=render_item,
     )
 
 
