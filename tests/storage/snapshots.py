@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, insert, select
+from sqlalchemy import Connection, Integer, MetaData, Table, insert, select, text
 from sqlalchemy.engine import Engine
 
 SNAPSHOT_DIR = Path(__file__).resolve().parent / "snapshots"
@@ -67,6 +67,22 @@ def load_rows(engine: Engine, tables: dict[str, list[dict[str, Any]]]) -> None:
             if rows:
                 decoded = [{k: _decode(v) for k, v in row.items()} for row in rows]
                 conn.execute(insert(table), decoded)
+                _advance_sequences(conn, table)
+
+
+def _advance_sequences(conn: Connection, table: Table) -> None:
+    """PostgreSQL: move an auto-incrementing key's sequence past the ids loaded explicitly."""
+    if conn.dialect.name != "postgresql":
+        return
+    for column in table.primary_key.columns:
+        if column.autoincrement is True or isinstance(column.type, Integer):
+            conn.execute(
+                text(
+                    "SELECT setval(pg_get_serial_sequence(:t, :c), "
+                    f'(SELECT max("{column.name}") FROM "{table.name}"))'
+                ),
+                {"t": table.name, "c": column.name},
+            )
 
 
 def make_snapshot() -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
+from sqlalchemy import JSON
 from sqlalchemy.engine import Connection
 
 from server.storage.db import DATABASE_URL_ENV, Database, normalize_url
@@ -37,7 +38,8 @@ def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | 
     never imports application code that may change after it is written."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
-    if type_ == "type" and getattr(obj, "_variant_mapping", None):  # JSONDocument()
+    if type_ == "type" and isinstance(obj, JSON) and "postgresql" in obj._variant_mapping:
+        # JSONDocument()
         autogen_context.imports.add("from sqlalchemy.dialects import postgresql")
         return 'sa.JSON().with_variant(postgresql.JSONB(), "postgresql")'
     return False
