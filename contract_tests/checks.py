@@ -13,6 +13,8 @@ reads the convention from the response and the spec, never from a list of operat
   ``limit`` returns every item exactly once, in the declared order, never more than ``limit``
   per page, ending with ``next_cursor: null``; a tampered cursor and a cursor of another list
   answer 400 ``invalid_cursor``.
+* ``list_selection``: a list's items hold the values its path and scalar filters asked for
+  (``workspace_id``, ``status``, ``role``...): no item of another workspace, no filter ignored.
 * ``positive_data_on_lists``: see ``schemathesis.toml``.
 * ``EveryOperationSucceedsOnce``: over the whole run (every part of the suite, every phase),
   every operation of the spec answered 2xx at least once.
@@ -38,6 +40,7 @@ from contract_tests import spec
 PROBLEM_JSON = "application/problem+json"
 MAX_WALKS_PER_LIST = 4  # per process and list operation, for walks started by generated cases
 PAGE_BUDGET = 12  # a walk uses a limit that needs about this many pages
+_PAGE_PARAMETERS = frozenset({"limit", "cursor", "order", "include_total"})
 _walking: contextvars.ContextVar[bool] = contextvars.ContextVar("walking", default=False)
 _lock = threading.Lock()
 _walked: dict[str, set[tuple[Any, ...]]] = {}
@@ -118,6 +121,33 @@ def positive_data_on_lists(ctx: Any, response: Any, case: Any) -> None:
     assert body.get("code") == "invalid_cursor" and case.query and case.query.get("cursor"), (
         f"schema-valid request to a list refused with 400 {body.get('code')!r}: {body.get('errors')}"
     )
+    return None
+
+
+@schemathesis.check
+def list_selection(ctx: Any, response: Any, case: Any) -> None:
+    """A list answers only what its path and filters select: every item whose field is named
+    like a path parameter (``workspace_id``) or a scalar filter (``status``, ``role``) holds the
+    value the request gave it."""
+    if response.status_code != 200 or _sent_method(response) != "GET":
+        return None
+    op = spec.by_label(case.operation.label)
+    if op is None or not spec.is_list(op):
+        return None
+    selected = {
+        name: value
+        for name, value in {**(case.query or {}), **(case.path_parameters or {})}.items()
+        if name not in _PAGE_PARAMETERS and isinstance(value, (str, int))
+    }
+    items = json.loads(response.content).get("items") or []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        wrong = {n: item[n] for n, v in selected.items() if n in item and str(item[n]) != str(v)}
+        assert not wrong, (
+            f"{case.operation.label}: asked for {selected}, the answer holds {item_key(item)} "
+            f"with {wrong}"
+        )
     return None
 
 
@@ -236,6 +266,10 @@ def walk_list(
             assert len(items) <= page_limit, (
                 f"{label}: page {len(pages) + 1} has {len(items)} items but limit={page_limit}"
             )
+            assert items or not pages, (
+                f"{label}: the next_cursor of page {len(pages)} (limit={page_limit}) led to an "
+                f"empty page"
+            )
             pages.append(items)
             if cursor is None:
                 return pages, cursors
@@ -265,6 +299,8 @@ def walk_list(
         pairs = list(itertools.pairwise(stamps))
         bad = [n for n, (a, b) in enumerate(pairs) if (a > b if order == "asc" else a < b)]
         assert not bad, f"{label}: items are not in {order} order of created_at (at {bad[0] + 1})"
+    # The edges: a last page exactly full (no next_cursor), and one item over.
+    edges = {n: collect(n)[0] for n in {len(reference), len(reference) - 1} if 1 <= n <= maximum}
     again_pages, _ = collect(maximum)
     again = [item for page in again_pages for item in page]
     if [item_key(i) for i in again] == [item_key(i) for i in reference]:  # nothing changed
@@ -272,6 +308,14 @@ def walk_list(
             f"{label}: walking with limit={small} returned {len(walked)} items, the list has "
             f"{len(reference)}: missing {sorted({str(k) for k in map(item_key, reference)} - {str(k) for k in keys})[:5]}"
         )
+        for edge, edge_pages in edges.items():
+            got = [item_key(i) for page in edge_pages for i in page]
+            assert got == [item_key(i) for i in reference] and len(edge_pages) == -(
+                -len(reference) // edge
+            ), (
+                f"{label}: walking {len(reference)} items with limit={edge} gave "
+                f"{len(edge_pages)} pages of {[len(p) for p in edge_pages]} items"
+            )
         if str(base_query.get("include_total", "")).lower() == "true":
             total = fetch(small).json().get("total")
             assert total == len(reference), f"{label}: total={total}, the list has {len(reference)}"

@@ -15,14 +15,20 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Response
+from sqlalchemy import delete, select
 
-from server.handlers._common import body_fields
+from server.handlers import _serialize as ser
+from server.handlers._common import body_fields, sent_fields
+from server.handlers._serialize import DEFAULT_SETTINGS
 from server.runtime.dispatch import GantryGuard, render, resolve_handler
-from server.runtime.errors import Forbidden, NotFound
+from server.runtime.errors import Conflict, Forbidden, NotFound
 from server.runtime.pagination import PageRequest
+from server.storage import repositories as repo
+from server.storage.models import ApiKey, AuditEvent, Membership, PersonalAccessToken
 
 Wrapper = Callable[..., Any]
 
@@ -307,6 +313,189 @@ def _no_csrf() -> Fault:
     )
 
 
+# ── faults only a scenario sees (the declared rules, the clock, the edges of a list) ────────
+
+
+class _FullLastPage(PageRequest):
+    """Offers a next cursor whenever the page is full, even when nothing follows."""
+
+    def respond(self, rows: Any, serialize: Any, key: Any, total: int | None = None) -> Any:
+        body = super().respond(rows, serialize, key, total)
+        page = rows[: self.limit]
+        if body["next_cursor"] is None and page and len(page) == self.limit:
+            body["next_cursor"] = self.codec.encode(self.scope, key(page[-1]))
+        return body
+
+
+def _full_last_page_cursor() -> Fault:
+    return _page_fault(
+        "full_last_page_cursor",
+        "a list whose exactly full last page still offers a next_cursor (to an empty page)",
+        "listTokens",
+        lambda page: _copy_page(page, _FullLastPage),
+    )
+
+
+def _patch_resets_nested() -> Fault:
+    def wrap(handler: Any) -> Any:
+        def faulty(req: Any) -> Any:
+            result = handler(req)
+            _, sent = body_fields(req)
+            given = sent_fields(getattr(req.body, "settings", None)) or frozenset()
+            if "settings" in sent and "max_members" not in given:  # treated as a replacement
+                ws = repo.get_workspace(req.db, str(req.path["workspace_id"]))
+                settings = {**ws.settings, "max_members": DEFAULT_SETTINGS["max_members"]}
+                repo.update_workspace(req.db, ws, settings=settings)
+                result["settings"] = {**result["settings"], "max_members": settings["max_members"]}
+            return result
+
+        return faulty
+
+    return Fault(
+        "patch_resets_nested_field",
+        "a PATCH of settings.default_env that resets settings.max_members to its default",
+        "updateWorkspace",
+        handlers=_handler("updateWorkspace", wrap),
+    )
+
+
+def _expired_pat_accepted() -> Fault:
+    def authenticate(inner: Any, op: Any, http: Any, session: Any) -> Any:
+        clock = inner.state.clock
+        if (http.environ.get("HTTP_AUTHORIZATION") or "").startswith("Bearer pat_"):
+            inner.state.clock = lambda: datetime(2000, 1, 1, tzinfo=UTC)  # expiry never checked
+        try:
+            return inner.authenticate(op, http, session)
+        finally:
+            inner.state.clock = clock
+
+    return Fault(
+        "expired_pat_accepted",
+        "an expired personal access token still accepted",
+        "listWorkspaces",
+        guard=_guard("listWorkspaces", authenticate=authenticate),
+    )
+
+
+def _admin_grants_owner() -> Fault:
+    def wrap(handler: Any) -> Any:
+        def faulty(req: Any) -> Any:
+            if req.role == "admin":  # the owner check compares against the wrong role
+                req.role = "owner"
+            return handler(req)
+
+        return faulty
+
+    return Fault(
+        "admin_grants_owner",
+        "an admin allowed to grant the owner role",
+        "updateMember",
+        handlers=_handler("updateMember", wrap),
+    )
+
+
+def _member_of_any_workspace() -> Fault:
+    def wrap(handler: Any) -> Any:
+        def faulty(req: Any) -> Any:
+            user_id = str(req.path["user_id"])
+            found = req.db.scalars(select(Membership).where(Membership.user_id == user_id)).all()
+            if found and all(m.workspace_id != req.path["workspace_id"] for m in found):
+                req.path["workspace_id"] = found[0].workspace_id  # looked up by user alone
+            return handler(req)
+
+        return faulty
+
+    return Fault(
+        "member_of_any_workspace",
+        "a member of workspace B changed through workspace A's path",
+        "updateMember",
+        handlers=_handler("updateMember", wrap),
+    )
+
+
+def _last_owner_removed() -> Fault:
+    def wrap(handler: Any) -> Any:
+        def faulty(req: Any) -> Any:
+            try:
+                return handler(req)
+            except Conflict as exc:
+                if exc.code != "last_owner":
+                    raise
+                return None  # 204, as if removed
+
+        return faulty
+
+    return Fault(
+        "last_owner_removal_204",
+        "removing the last owner answered 204 instead of 409 last_owner",
+        "removeMember",
+        handlers=_handler("removeMember", wrap),
+    )
+
+
+def _revoked_key_revoked_again() -> Fault:
+    def wrap(handler: Any) -> Any:
+        def faulty(req: Any) -> Any:
+            try:
+                return handler(req)
+            except NotFound:
+                found = req.db.get(ApiKey, str(req.path["key_id"]))
+                if found is not None and found.workspace_id == req.path["workspace_id"]:
+                    return None  # the status is not checked: a revoked key "revokes" again
+                raise
+
+        return faulty
+
+    return Fault(
+        "revoked_key_revoked_again",
+        "revoking an already revoked API key answered 204 (an illegal transition)",
+        "revokeApiKey",
+        handlers=_handler("revokeApiKey", wrap),
+    )
+
+
+def _foreign_token_renamed() -> Fault:
+    def wrap(handler: Any) -> Any:
+        def faulty(req: Any) -> Any:
+            row = req.db.get(PersonalAccessToken, str(req.path["token_id"]))
+            if row is None or row.user_id == req.user_id or row.status != "active":
+                return handler(req)
+            data, _ = body_fields(req)  # found by id alone: another user's token is renamed
+            repo.update_pat(req.db, row, name=str(data["name"]))
+            return ser.token(row)
+
+        return faulty
+
+    return Fault(
+        "foreign_token_renamed",
+        "another user's personal access token renamed by id",
+        "updateToken",
+        handlers=_handler("updateToken", wrap),
+    )
+
+
+def _role_change_unaudited() -> Fault:
+    def wrap(handler: Any) -> Any:
+        def faulty(req: Any) -> Any:
+            result = handler(req)
+            req.db.execute(  # as if the handler never recorded the change
+                delete(AuditEvent).where(
+                    AuditEvent.action == "member.role_changed",
+                    AuditEvent.target_id == str(req.path["user_id"]),
+                )
+            )
+            return result
+
+        return faulty
+
+    return Fault(
+        "role_change_unaudited",
+        "a role change that records no audit event",
+        "updateMember",
+        handlers=_handler("updateMember", wrap),
+    )
+
+
 FAULTS: tuple[Fault, ...] = (
     _skip_auth(),
     _wrong_type(),
@@ -318,6 +507,15 @@ FAULTS: tuple[Fault, ...] = (
     _no_www_authenticate(),
     _not_problem_json(),
     _no_csrf(),
+    _full_last_page_cursor(),
+    _patch_resets_nested(),
+    _expired_pat_accepted(),
+    _admin_grants_owner(),
+    _member_of_any_workspace(),
+    _last_owner_removed(),
+    _revoked_key_revoked_again(),
+    _foreign_token_renamed(),
+    _role_change_unaudited(),
 )
 
 

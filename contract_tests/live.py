@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +39,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(var_dir: Path, token: str, *, database_url: str = "") -> Iterator[LiveServer]:
-    """Start the server as an operator does; wait (at most 60 s) until /health answers."""
+def live_server(
+    var_dir: Path,
+    token: str,
+    *,
+    database_url: str = "",
+    environ: Mapping[str, str] | None = None,
+) -> Iterator[LiveServer]:
+    """Start the server as an operator does; wait (at most 60 s) until /health answers.
+
+    ``environ`` adds or overrides ``GANTRY_*`` settings (``GANTRY_REDIS_URL``, say)."""
     port = free_port()
     env = {
         **os.environ,
@@ -50,6 +58,7 @@ def live_server(var_dir: Path, token: str, *, database_url: str = "") -> Iterato
         "GANTRY_DATABASE_URL": database_url,
         "GANTRY_BOOTSTRAP_TOKEN": token,
         "GANTRY_ARGON2_PROFILE": os.environ.get("GANTRY_ARGON2_PROFILE", "fast"),
+        **(environ or {}),
     }
     log_path = var_dir / "server.log"
     with log_path.open("w") as log:

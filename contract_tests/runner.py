@@ -23,6 +23,7 @@ from contract_tests import (
     checks,  # noqa: F401  (registers the checks)
     spec,
 )
+from contract_tests.clock import at_callers_time
 from contract_tests.target import Target
 from contract_tests.world import SESSION_COOKIE, World, cookie_less_session
 
@@ -152,7 +153,8 @@ def _all_checks() -> list[Any]:
 def send_and_check(schema: Any, request: Any, *, csrf: bool = True) -> tuple[Any, list[Finding]]:
     """Send a ``world.Request``; return the response and what the checks found."""
     case = make_case(schema, request, csrf=csrf)
-    response = call_case(case)
+    with at_callers_time(request.caller):
+        response = call_case(case)
     SENT[(str(schema.config.base_url or ""), spec.label(request.op))] += 1
     try:
         validate_case(case, response, light=False)

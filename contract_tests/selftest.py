@@ -8,11 +8,12 @@ database, serves it in-process, runs the suite's fast subset against it and prin
     fault <name>: caught by <check> on <METHOD path>
     fault <name>: MISSED
 
-The subset is the real suite, in this order, stopping at the first finding: the auth matrix
-(every operation x every caller), the CSRF probes, the pagination walks, the lifecycle chains,
-and schemathesis's examples and coverage phases over every operation. Every response in it goes
-through every registered check. Before the faults, the same subset runs on the clean app and
-must find nothing (otherwise a "catch" would prove nothing). Exits 1 if anything is missed.
+The subset is the real suite, in this order, stopping at the first finding: the probes of the
+spec's declared rules (``probes.py``, a few hundred requests) and the session lifetime, the auth
+matrix (every operation x every caller), the CSRF probes, the pagination walks, the lifecycle
+chains, and schemathesis's examples and coverage phases over every operation. Every response in
+it goes through every registered check. Before the faults, the same subset runs on the clean app
+and must find nothing (otherwise a "catch" would prove nothing). Exits 1 if anything is missed.
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from contract_tests import parts, spec
+from contract_tests import lifetimes, parts, probes, rules, spec
 from contract_tests.faults import FAULTS, Fault, by_name
 from contract_tests.runner import Finding, load_schema, run_engine
 from contract_tests.target import in_process_target
 from contract_tests.world import CALLER_NAMES, World
 
-SUBSET = ("auth_matrix", "csrf", "pagination", "lifecycle", "engine")
+SUBSET = ("declared rules", "auth_matrix", "csrf", "pagination", "lifecycle", "engine")
 
 
 def suite_subset(target: Any) -> Iterator[Finding]:
@@ -41,6 +42,9 @@ def suite_subset(target: Any) -> Iterator[Finding]:
     document = spec.Document(target.spec_document())
     world = World(target, document).build()
     schema = load_schema(target, document.raw)
+    for name in sorted(rules.declared(document)):
+        yield from probes.run(world, schema, name)
+    yield from lifetimes.session_absolute_lifetime(world, schema)
     for op in spec.operations():
         for caller in CALLER_NAMES:
             yield from parts.auth_row(world, schema, op, caller)

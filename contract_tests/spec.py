@@ -302,9 +302,11 @@ def expected(op: Operation, caller: Any) -> Expectation:
         return Expectation("401", caller.invalid_code)
     least = op.min_role or "any"
     if least == "any":
-        return Expectation(PASS)
+        return scope_expectation(caller, scope_least_role(least, op.method))
     if least == "user":
-        return Expectation("403", "forbidden") if caller.kind == "api_key" else Expectation(PASS)
+        if caller.kind == "api_key":
+            return Expectation("403", "forbidden")
+        return scope_expectation(caller, scope_least_role(least, op.method))
     if least == "session":
         if caller.kind != "session":
             return Expectation("403", "session_required")
@@ -312,21 +314,16 @@ def expected(op: Operation, caller: Any) -> Expectation:
     if least == "superadmin":
         if caller.kind == "api_key" or not caller.superadmin:
             return Expectation("403", "forbidden")
-        if caller.kind == "pat" and "admin" not in caller.scopes:
-            return Expectation("403", "scope_denied")
-        return Expectation(PASS)
+        return scope_expectation(caller, scope_least_role(least, op.method))
     if least in WORKSPACE_ROLES:
         if WORKSPACE_PARAM not in path_params(op):
-            return Expectation(PASS)  # item-level roles are the handler's (none in the spec yet)
+            # Item-level roles are the handler's (none in the spec yet); scopes are not.
+            return scope_expectation(caller, least)
         if caller.role is None:
             return Expectation("404", "not_found")
         if rank(caller.role) < rank(least):
             return Expectation("403", "insufficient_role")
-        if caller.kind == "pat":
-            cap = scope_cap(caller.scopes)
-            if cap is None or rank(cap) < rank(least):
-                return Expectation("403", "scope_denied")
-        return Expectation(PASS)
+        return scope_expectation(caller, least)
     raise AssertionError(f"{label(op)}: unknown x-gantry-min-role {least!r}")
 
 
@@ -338,3 +335,22 @@ SCOPE_CAPS = {"read": "viewer", "run": "operator", "write": "editor", "admin": "
 def scope_cap(scopes: frozenset[str]) -> str | None:
     caps = [SCOPE_CAPS[s] for s in scopes if s in SCOPE_CAPS]
     return max(caps, key=rank) if caps else None
+
+
+def scope_least_role(least: str, method: str) -> str:
+    """The role a PAT's scopes must reach (spec: "Authentication"): a workspace operation's own
+    least role; `admin` for superadmin work; else `read` to read and `write` to change."""
+    if least in WORKSPACE_ROLES:
+        return least
+    if least == "superadmin":
+        return "owner"
+    return "viewer" if method in ("GET", "HEAD") else "editor"
+
+
+def scope_expectation(caller: Any, least: str) -> Expectation:
+    """A PAT whose scopes do not reach ``least`` is refused; no other credential has scopes."""
+    if caller.kind == "pat":
+        cap = scope_cap(caller.scopes)
+        if cap is None or rank(cap) < rank(least):
+            return Expectation("403", "scope_denied")
+    return Expectation(PASS)

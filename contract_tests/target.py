@@ -29,6 +29,9 @@ from typing import Any
 import requests
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from contract_tests.clock import SuiteClock
+from contract_tests.live import free_port
+
 BASE_URL_ENV = "GANTRY_CONTRACT_BASE_URL"
 TOKEN_ENV = "GANTRY_CONTRACT_TOKEN"
 PG_URL_ENV = "GANTRY_TEST_DATABASE_URL"
@@ -49,6 +52,7 @@ class Target:
     mode: str  # "in-process" or "live"
     backend: str = "unknown"  # "sqlite", "postgresql" or "unknown" (live)
     http: requests.Session = field(default_factory=requests.Session)
+    clock: SuiteClock | None = None  # the server's clock, when the suite controls it (in-process)
 
     @property
     def api_url(self) -> str:
@@ -119,8 +123,10 @@ def build_app(
     *,
     guard: Callable[[Any], Any] | None = None,
     handlers: Callable[[Any], Any] | None = None,
+    public_url: str = "",
 ) -> Any:
-    """The app under test on ``database_url``, with the bootstrap superadmin of BOOTSTRAP_TOKEN."""
+    """The app under test on ``database_url``, with the bootstrap superadmin of BOOTSTRAP_TOKEN;
+    ``public_url`` is the origin its cookie writes must come from."""
     os.environ.setdefault("GANTRY_ARGON2_PROFILE", "fast")
     from server.app import create_app
     from server.config import Config
@@ -132,6 +138,7 @@ def build_app(
         bootstrap_token=BOOTSTRAP_TOKEN,
         secret_key=SECRET_KEY,
         login_rate_per_minute=1_000_000,
+        public_url=public_url,
     )
     return create_app(config, guard=guard, handlers=handlers)
 
@@ -142,10 +149,11 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 @contextmanager
-def serve_in_thread(app: Any, middleware: Middleware | None = None) -> Iterator[str]:
-    """Serve ``app`` (wrapped in ``middleware``) on 127.0.0.1:<free port>; yield its origin."""
+def serve_in_thread(app: Any, middleware: Middleware | None = None, port: int = 0) -> Iterator[str]:
+    """Serve ``app`` (wrapped in ``middleware``) on 127.0.0.1:``port`` (0: a free one); yield
+    its origin."""
     wsgi = middleware(app.wsgi_app) if middleware is not None else app.wsgi_app
-    server = make_server("127.0.0.1", 0, wsgi, threaded=True, request_handler=_QuietHandler)
+    server = make_server("127.0.0.1", port, wsgi, threaded=True, request_handler=_QuietHandler)
     server.daemon_threads = True  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, name="contract-server", daemon=True)
     thread.start()
@@ -167,11 +175,19 @@ def in_process_target(
 ) -> Iterator[Target]:
     """Build the app on a fresh database and serve it from this process."""
     with fresh_database(backend) as url:
-        app = build_app(url, guard=guard, handlers=handlers)
+        # The port is chosen first: the app's CSRF allow-list is its public origin.
+        port = free_port()
+        app = build_app(url, guard=guard, handlers=handlers, public_url=f"http://127.0.0.1:{port}")
         try:
-            with serve_in_thread(app, middleware) as origin:
+            with serve_in_thread(app, middleware, port) as origin:
+                clock = SuiteClock()
+                app.extensions["gantry"].clock = clock.now
                 target = Target(
-                    base_url=origin, token=BOOTSTRAP_TOKEN, mode="in-process", backend=backend
+                    base_url=origin,
+                    token=BOOTSTRAP_TOKEN,
+                    mode="in-process",
+                    backend=backend,
+                    clock=clock,
                 )
                 try:
                     yield target

@@ -43,6 +43,12 @@ SESSION_COOKIE = "session"
 DEFAULT_PASSWORD = "contract-suite-password"
 EMAIL_DOMAIN = "example.com"
 MAX_RATE_LIMIT_WAIT = 75.0  # seconds to wait in total for one rate-limited request (live mode)
+# The shortest PAT lifetime the spec allows (1 day), with room for the request's own delay, and
+# a session's lifetimes ("12 h sliding, 7 d absolute"): the clock moves past them for expired
+# callers.
+_SHORTEST = timedelta(days=1, hours=1)
+SESSION_IDLE = timedelta(hours=12)
+SESSION_LIFETIME = timedelta(days=7)
 
 
 # The callers of the auth matrix, one per kind of credential the spec tells apart (``callers``).
@@ -52,9 +58,17 @@ CALLER_NAMES = (
     "unknown_pat",
     "expired_key",
     "revoked_key",
+    "expired_pat",
     "revoked_pat",
+    "idle_session",
+    "expired_session",
+    "revoked_session",
+    "blocked_user_pat",
+    "blocked_user_session",
     *(f"{role}_pat" for role in spec.WORKSPACE_ROLES),
     "owner_read_pat",
+    "owner_run_pat",
+    "owner_write_pat",
     "non_member_pat",
     "superadmin_pat",
     "viewer_api_key",
@@ -91,6 +105,11 @@ class Caller:
     role: str | None = None  # role in the scope's workspace (resolved per scope)
     user: str | None = None  # the user's role name in the world ("owner", "outsider"…)
     key_role: str | None = None  # for API keys of the scope: the key's role
+    # A credential that is only invalid later: the server's clock is moved by ``clock_shift``
+    # while it is used; ``unavailable`` says why it cannot be used (a live server's clock).
+    clock: Any = None
+    clock_shift: timedelta | None = None
+    unavailable: str | None = None
 
     def describe(self) -> str:
         return self.name
@@ -318,9 +337,15 @@ class World:
             account.pat = self.new_pat(account.session, self.token_scopes)[1]
         return account
 
-    def new_pat(self, session: str, scopes: list[str], name: str = "contract") -> tuple[str, str]:
+    def new_pat(
+        self,
+        session: str,
+        scopes: list[str],
+        name: str = "contract",
+        lifetime: timedelta = timedelta(days=30),
+    ) -> tuple[str, str]:
         """(id, secret) of a new personal access token of the session's user."""
-        expires = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        expires = (datetime.now(UTC) + lifetime).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = self.send(
             "POST",
             "/tokens",
@@ -379,6 +404,25 @@ class World:
         revoked_pat_id, revoked_pat = self.new_pat(owner.session, self.token_scopes, "revoked")
         self.send("DELETE", f"/tokens/{revoked_pat_id}", session=owner.session, expect=204)
         _, read_pat = self.new_pat(owner.session, ["read"], "read-only")
+        capped = {s: self.new_pat(owner.session, [s], s)[1] for s in ("run", "write")}
+        blocked = self.new_account("blocked", with_pat=True)
+        self.send(
+            "PATCH",
+            f"/admin/users/{blocked.id}",
+            bearer=self.target.token,
+            json={"status": "blocked"},
+            expect=200,
+        )
+        # A PAT lives at least a day and a session is made by signing in: both expire only on
+        # the server's clock, which the suite moves past their lifetime while they are used.
+        _, short_pat = self.new_pat(owner.session, self.token_scopes, "short", lifetime=_SHORTEST)
+        clock = self.target.clock
+        unavailable = None if clock else "needs the server's clock (in-process only)"
+        # Sign-ins are rate-limited on a live server: only make the sessions that will be used.
+        idle_session = self.login(owner.email, owner.password) if clock else ""
+        expiring_session = self.login(owner.email, owner.password) if clock else ""
+        signed_out = self.login(owner.email, owner.password)
+        self.send("POST", "/auth/logout", session=signed_out, expect=204)
         self.extra_callers = {
             "expired_key": Caller(
                 "expired_key", "invalid", _bearer(expired_key), invalid_code="token_expired"
@@ -391,6 +435,52 @@ class World:
             ),
             "owner_read_pat": Caller(
                 "owner_read_pat", "pat", _bearer(read_pat), user="owner", scopes=frozenset({"read"})
+            ),
+            "expired_pat": Caller(
+                "expired_pat",
+                "invalid",
+                _bearer(short_pat),
+                invalid_code="token_expired",
+                clock=clock,
+                clock_shift=_SHORTEST + timedelta(hours=2),
+                unavailable=unavailable,
+            ),
+            "idle_session": Caller(
+                "idle_session",
+                "invalid",
+                self.csrf_headers(),
+                {SESSION_COOKIE: idle_session},
+                invalid_code="token_expired",
+                clock=clock,
+                clock_shift=SESSION_IDLE + timedelta(hours=1),
+                unavailable=unavailable,
+            ),
+            "expired_session": Caller(
+                "expired_session",
+                "invalid",
+                self.csrf_headers(),
+                {SESSION_COOKIE: expiring_session},
+                invalid_code="token_expired",
+                clock=clock,
+                clock_shift=SESSION_LIFETIME + timedelta(hours=1),
+                unavailable=unavailable,
+            ),
+            # A blocked user's credentials, and a signed-out session: any documented 401 code.
+            "blocked_user_pat": Caller("blocked_user_pat", "invalid", _bearer(blocked.pat)),
+            "blocked_user_session": Caller(
+                "blocked_user_session",
+                "invalid",
+                self.csrf_headers(),
+                {SESSION_COOKIE: blocked.session},
+            ),
+            **{
+                f"owner_{s}_pat": Caller(
+                    f"owner_{s}_pat", "pat", _bearer(capped[s]), user="owner", scopes=frozenset({s})
+                )
+                for s in capped
+            },
+            "revoked_session": Caller(
+                "revoked_session", "invalid", self.csrf_headers(), {SESSION_COOKIE: signed_out}
             ),
         }
 
@@ -423,7 +513,13 @@ class World:
             ),
             self.extra_callers["expired_key"],
             self.extra_callers["revoked_key"],
+            self.extra_callers["expired_pat"],
             self.extra_callers["revoked_pat"],
+            self.extra_callers["idle_session"],
+            self.extra_callers["expired_session"],
+            self.extra_callers["revoked_session"],
+            self.extra_callers["blocked_user_pat"],
+            self.extra_callers["blocked_user_session"],
         ]
         for role in spec.WORKSPACE_ROLES:
             account = self.accounts[role]
@@ -431,6 +527,8 @@ class World:
                 Caller(f"{role}_pat", "pat", _bearer(account.pat), scopes=all_scopes, user=role)
             )
         result.append(replace(self.extra_callers["owner_read_pat"]))
+        result.append(replace(self.extra_callers["owner_run_pat"]))
+        result.append(replace(self.extra_callers["owner_write_pat"]))
         result.append(
             Caller(
                 "non_member_pat",
