@@ -12,7 +12,7 @@ PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check 
 SPEC   := spec/openapi.yaml
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser generate check-generated serve test test-unit test-contract contract contract-selftest differential lint typecheck bench bench-generate clean
+.PHONY: help setup browser generate check-generated migration serve test test-unit test-contract contract contract-selftest differential lint typecheck bench bench-generate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -36,6 +36,11 @@ generate: $(STAMP) ## regenerate generated/ from the spec
 check-generated: $(STAMP) ## fail if generated/ is not what the spec produces
 	$(BIN)/gantry generate --spec $(SPEC) --out generated --check
 	$(BIN)/gantry generate --spec bench/contract/openapi.yaml --out bench/contract/generated --check
+
+migration: $(STAMP) ## write the next Alembic revision from the models: make migration NAME="add widgets"
+	@test -n "$(NAME)" || { echo 'usage: make migration NAME="what it changes"'; exit 2; }
+	$(BIN)/python -m server.storage.autogenerate "$(NAME)"
+	$(BIN)/python -m tests.storage.snapshots
 
 serve: $(RUNTIME_STAMP) ## run the API on GANTRY_HOST:GANTRY_PORT (default 127.0.0.1:8080, SQLite under var/)
 	$(BIN)/gantry serve
@@ -82,7 +87,7 @@ bench: $(BENCH_STAMP) ## Gantry vs Flask, Connexion, openapi-core (~8 min); writ
 		|| echo "wrk unavailable: the bench falls back to its Python load client"
 	$(BIN)/python -m bench
 
-bench-generate: $(STAMP) ## gantry generate vs datamodel-code-generator on 50/400/2,000-op specs (~5 min); writes var/bench/generate.json
+bench-generate: $(STAMP) ## gantry generate vs datamodel-code-generator on 50/400/2,000-op specs, and a large mock's start-up (~7 min); writes var/bench/generate.json
 	$(BIN)/python bench/generate/run.py
 
 clean: ## remove the virtualenv and local state

@@ -27,7 +27,7 @@ from server.runtime.gate import GatedFlask, install_contract_gate
 from server.runtime.middleware import install_request_hooks
 from server.runtime.pagination import CursorCodec
 from server.runtime.problem import install_error_handlers
-from server.runtime.ratelimit import RateLimiter
+from server.runtime.ratelimit import RateLimiter, rate_limit_store
 from server.runtime.schemas import SchemaBundle
 from server.state import AppState
 from server.storage.db import Database
@@ -72,7 +72,9 @@ def create_app(
         credentials=StorageCredentials(),
         cursors=CursorCodec(config.secret_key.encode()),
         spec_document=load_spec_document(),
-        login_limiter=RateLimiter(config.login_rate_per_minute, per=60.0),
+        login_limiter=RateLimiter(
+            rate_limit_store(config, database), config.login_rate_per_minute, per=60.0
+        ),
     )
     app.extensions["gantry"] = state
 
@@ -84,7 +86,8 @@ def create_app(
         models=generated_models,
         guard=(guard or GantryGuard)(state),
         cursors=state.cursors,
-        session_factory=database.sessionmaker,
+        session_factory=database.read_sessionmaker,
+        write_session_factory=database.write_sessionmaker,
         state=state,
         handlers=handlers,
     )

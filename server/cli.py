@@ -10,15 +10,18 @@ from gunicorn.app.base import BaseApplication
 
 from server.app import create_app
 from server.config import Config
+from server.serving.redact import RedactingLogger
+from server.serving.worker import GantryWorker
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
     """Gunicorn driven from code, with the app built once in the master (``preload``), so
     migrations and the bootstrap run once before workers fork."""
 
-    def __init__(self, app: Any, options: dict[str, Any]) -> None:
+    def __init__(self, app: Any, options: dict[str, Any], *, read_timeout_s: float) -> None:
         self._app = app
         self._options = options
+        self.read_timeout_s = read_timeout_s  # what ``GantryWorker`` reads
         super().__init__()
 
     def load_config(self) -> None:
@@ -35,17 +38,28 @@ def serve(args: argparse.Namespace) -> None:
     config = Config.from_env()
     host = getattr(args, "host", None) or config.host
     port = getattr(args, "port", None) or config.port
+    # Where it listens is part of the configuration: the default CSRF allow-list derives from it.
+    config = config.with_(host=host, port=int(port))
     # Built once in the master: workers inherit one cursor-signing key and one migrated schema.
     app = create_app(config)
     workers = max(1, int(getattr(args, "workers", 2) or 2))
     logging.getLogger("gantry").info(
-        "serving on http://%s:%s/api/v1 (%d workers)", host, port, workers
+        "serving on http://%s:%s/api/v1 (%d workers, %d threads each, read timeout %g s)",
+        host,
+        port,
+        workers,
+        config.threads,
+        config.read_timeout_s,
     )
     _Gunicorn(
         app,
         {
             "bind": f"{host}:{port}",
             "workers": workers,
+            # Threads hold slow clients and open streams; see ``server.serving.worker``.
+            "worker_class": GantryWorker,
+            "threads": config.threads,
+            "logger_class": RedactingLogger,
             "preload_app": True,
             "accesslog": "-",
             "errorlog": "-",
@@ -56,4 +70,5 @@ def serve(args: argparse.Namespace) -> None:
             "limit_request_line": 8190,
             "control_socket_disable": True,
         },
+        read_timeout_s=config.read_timeout_s,
     ).run()

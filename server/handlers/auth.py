@@ -18,8 +18,8 @@ from server.runtime.errors import BadRequest, Conflict, FieldError, Forbidden, U
 from server.security import hash_password, needs_rehash, verify_password
 from server.storage import repositories as repo
 
-# Membership lists in ``Me`` are capped by the schema.
-_MAX_MEMBERSHIPS = 1000
+# ``Me`` embeds the first workspaces only (the schema's cap); ``GET /workspaces`` pages them all.
+_MAX_MEMBERSHIPS = 50
 
 
 def _limit_per_ip(req: Request) -> None:
@@ -102,6 +102,7 @@ def get_me(req: Request) -> dict[str, Any]:
         return {
             "user": None,
             "memberships": memberships,
+            "memberships_truncated": False,
             "credential": {
                 "kind": "api_key",
                 "id": principal.credential_id,
@@ -119,6 +120,8 @@ def get_me(req: Request) -> dict[str, Any]:
             {"workspace_id": ws.id, "workspace_name": ws.name, "role": role}
             for ws, role in rows[:_MAX_MEMBERSHIPS]
         ],
+        # The list function reads one row past the limit: there is more when it found one.
+        "memberships_truncated": len(rows) > _MAX_MEMBERSHIPS,
         "credential": {
             "kind": principal.kind,
             "id": principal.credential_id if principal.kind == "pat" else None,
@@ -153,6 +156,13 @@ def update_me(req: Request) -> dict[str, Any]:
         changes["name"] = str(data["name"])
     if changes:
         repo.update_user(db, user, **changes)
+        metadata: dict[str, Any] = {"self": True}
+        if "password_hash" in changes:
+            assert req.principal is not None
+            ended = repo.end_credentials_after_password_change(
+                db, user.id, reset_by_admin=False, keep_session_id=req.principal.credential_id
+            )
+            metadata["sessions_ended"] = ended.sessions
         fields = sorted(("password" if k == "password_hash" else k) for k in changes)
         record(
             req,
@@ -160,6 +170,6 @@ def update_me(req: Request) -> dict[str, Any]:
             target_type="user",
             target_id=user.id,
             summary=f"{user.email} updated their {' and '.join(fields)}",
-            metadata={"fields": fields, "self": True},
+            metadata={"fields": fields, **metadata},
         )
     return ser.user(user)

@@ -70,7 +70,8 @@ def add_member(req: Request) -> Reply:
         user = None
     if user is None:
         raise NotFound("User not found.")
-    repo.lock_workspace(db, workspace_id)
+    # The workspace is locked since admission (every write in a workspace is), so the checks
+    # below still hold when the membership is written.
     if repo.get_member_role(db, workspace_id, user.id) is not None:
         raise Conflict(_ALREADY_MEMBER, code="already_exists")
     ws = repo.get_workspace(db, workspace_id)

@@ -13,6 +13,8 @@ from server.security import hash_password
 from server.storage import repositories as repo
 from server.storage.models import User
 
+_LAST_SUPERADMIN = "The instance must keep at least one active superadmin."
+
 
 def lookup_user(req: Request) -> dict[str, Any]:
     """``{id, name}`` of the active user with this email, else 404."""
@@ -84,10 +86,6 @@ def _user_or_404(req: Request) -> User:
     return user
 
 
-def _is_active_superadmin(user: User) -> bool:
-    return bool(user.is_superadmin) and user.status == "active"
-
-
 def update_admin_user(req: Request) -> dict[str, Any]:
     """Change name, superadmin flag, status or password; keep one active superadmin."""
     user = _user_or_404(req)
@@ -103,26 +101,35 @@ def update_admin_user(req: Request) -> dict[str, Any]:
     if "password" in sent and data.get("password") is not None:
         changes["password_hash"] = hash_password(str(data["password"]))
 
-    stays_active_superadmin = changes.get("is_superadmin", user.is_superadmin) and (
-        changes.get("status", user.status) == "active"
-    )
-    if (
-        _is_active_superadmin(user)
-        and not stays_active_superadmin
-        and repo.count_superadmins(db, active_only=True) <= 1
-    ):
-        raise Conflict("The instance must keep at least one active superadmin.", code="conflict")
-
     before = {
         "name": user.name,
         "is_superadmin": bool(user.is_superadmin),
         "status": user.status,
     }
     blocking = changes.get("status") == "blocked" and user.status != "blocked"
+    try:
+        repo.keep_an_active_superadmin(
+            db,
+            user.id,
+            is_superadmin=changes.get("is_superadmin", repo.UNSET),
+            status=changes.get("status", repo.UNSET),
+        )
+    except repo.LastSuperadminError:
+        raise Conflict(_LAST_SUPERADMIN, code="conflict") from None
     if changes:
         repo.update_user(db, user, **changes)
     if blocking:
         repo.delete_user_sessions(db, user.id)
+    ended = None
+    if "password_hash" in changes:
+        assert req.principal is not None
+        own_session = req.principal.kind == "session" and req.principal.user_id == user.id
+        ended = repo.end_credentials_after_password_change(
+            db,
+            user.id,
+            reset_by_admin=True,
+            keep_session_id=req.principal.credential_id if own_session else None,
+        )
     if changes:
         diff: dict[str, Any] = {
             k: {"from": before[k], "to": changes[k]}
@@ -137,25 +144,34 @@ def update_admin_user(req: Request) -> dict[str, Any]:
             target_type="user",
             target_id=user.id,
             summary=f"{req.principal.label} updated user {user.email} ({', '.join(fields)})",
-            metadata={"fields": fields, "changes": diff},
+            metadata={"fields": fields, "changes": diff, **_ended_metadata(ended)},
         )
     return ser.user(user)
+
+
+def _ended_metadata(ended: repo.EndedCredentials | None) -> dict[str, int]:
+    """The credentials a password reset ended, for the audit record."""
+    if ended is None:
+        return {}
+    return {"sessions_ended": ended.sessions, "tokens_revoked": ended.tokens}
 
 
 def delete_admin_user(req: Request) -> None:
     """Delete a user: 409 ``last_owner`` for a workspace's last owner, 409 ``conflict`` for the
     last active superadmin."""
     user = _user_or_404(req)
-    db = req.db
-    orphaned = repo.sole_owner_workspace_ids(db, user.id)
-    if orphaned:
+    try:
+        deleted = repo.remove_user(req.db, user.id)
+    except repo.SoleOwnerError as exc:
         raise Conflict(
-            f"The user is the last owner of {len(orphaned)} workspace(s); "
+            f"The user is the last owner of {len(exc.workspace_ids)} workspace(s); "
             "transfer ownership or delete them first.",
             code="last_owner",
-        )
-    if _is_active_superadmin(user) and repo.count_superadmins(db, active_only=True) <= 1:
-        raise Conflict("The instance must keep at least one active superadmin.", code="conflict")
+        ) from None
+    except repo.LastSuperadminError:
+        raise Conflict(_LAST_SUPERADMIN, code="conflict") from None
+    if not deleted:
+        raise NotFound("User not found.")
     assert req.principal is not None
     record(
         req,
@@ -165,4 +181,3 @@ def delete_admin_user(req: Request) -> None:
         summary=f"{req.principal.label} deleted user {user.email}",
         metadata={"email": user.email},
     )
-    repo.delete_user(db, user.id)

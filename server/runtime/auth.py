@@ -108,17 +108,21 @@ def authorize(
     principal: Principal | None,
     min_role: str | None,
     path: Mapping[str, object],
+    method: str,
 ) -> str | None:
-    """Enforce the operation's least role; return the caller's workspace role, if any."""
+    """Enforce the operation's least role, and a PAT's scopes on every operation it can call;
+    return the caller's workspace role, if any."""
     least = min_role or roles.ANY
     if least == roles.PUBLIC:
         return None
     if principal is None:
         raise Unauthenticated()
     if least == roles.ANY:
+        _require_scope(principal, roles.scope_least_role(least, method))
         return None
     if least == roles.USER:
         _require_user(principal)
+        _require_scope(principal, roles.scope_least_role(least, method))
         return None
     if least == roles.SESSION:
         if principal.kind != "session":
@@ -128,13 +132,13 @@ def authorize(
         _require_user(principal)
         if not principal.is_superadmin:
             raise Forbidden("Instance administrators only.", code="forbidden")
-        if principal.kind == "pat" and "admin" not in principal.scopes:
-            raise Forbidden("The token lacks the 'admin' scope.", code="scope_denied")
+        _require_scope(principal, roles.scope_least_role(least, method))
         return None
     workspace_id = path.get("workspace_id")
     if not isinstance(workspace_id, str):
         # Workspace roles on flat item paths are checked by the handler once it has loaded
-        # the item (``require_role``); here only a credential is required.
+        # the item (``require_role``); a token's scopes do not depend on the item.
+        _require_scope(principal, least)
         return None
     return require_role(store, db, principal, workspace_id, least)
 
@@ -157,14 +161,19 @@ def require_role(
         raise Forbidden(
             f"This operation needs the {least} role; you are {role}.", code="insufficient_role"
         )
-    if principal.kind == "pat":
-        cap = roles.scope_cap(principal.scopes)
-        if cap is None or not roles.at_least(cap, least):
-            raise Forbidden(
-                f"The token's scopes do not allow {least} actions.", code="scope_denied"
-            )
-        role = roles.lower(role, cap)
-    return role
+    cap = _require_scope(principal, least)
+    return role if cap is None else roles.lower(role, cap)
+
+
+def _require_scope(principal: Principal, least: str) -> str | None:
+    """A PAT's scope cap, when it reaches ``least`` (else 403 ``scope_denied``); None for any
+    other credential, which no scope caps."""
+    if principal.kind != "pat":
+        return None
+    cap = roles.scope_cap(principal.scopes)
+    if cap is None or not roles.at_least(cap, least):
+        raise Forbidden(f"The token's scopes do not allow {least} actions.", code="scope_denied")
+    return cap
 
 
 def _require_user(principal: Principal) -> None:

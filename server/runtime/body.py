@@ -8,7 +8,6 @@ pydantic model; form, multipart, text and binary bodies are decoded by their med
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
@@ -20,6 +19,7 @@ from werkzeug.wrappers import Request as WerkzeugRequest
 
 from server.runtime.body_bytes import content_length, read_body
 from server.runtime.errors import BadRequest, FieldError, UnsupportedMediaType
+from server.runtime.json_body import check_json_charset, decode_json_body
 from server.runtime.params import CoercionError, scalar_coercer
 from server.runtime.schemas import CompiledSchema, SchemaBundle
 
@@ -133,19 +133,8 @@ class BodyParser:
             if self.required:
                 raise BadRequest("A request body is required.", errors=[_body_required()])
             return None
-        try:
-            # json.loads(data, parse_constant=...) without building a decoder per call.
-            value = _JSON_DECODER.decode(data.decode(_encoding(data), "surrogatepass"))
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest(
-                "The body is not valid JSON.", errors=[FieldError("body", "malformed JSON")]
-            ) from None
-        if _ESCAPED_SURROGATE.search(data) and _has_lone_surrogate(value):
-            raise BadRequest(
-                "The body is not valid JSON text.",
-                errors=[FieldError("body", "a string holds an unpaired surrogate (RFC 7493)")],
-            )
-        return self._validate(value, media)
+        check_json_charset(request.environ.get("CONTENT_TYPE", ""))
+        return self._validate(decode_json_body(data), media)
 
     def _form(self, request: WerkzeugRequest, media: _Media) -> Any:
         value: dict[str, Any] = {}
@@ -196,41 +185,6 @@ def _invalid_body(validator: CompiledSchema, value: Any) -> BadRequest:
     return BadRequest("The body is invalid.", errors=validator.errors(value, "body"))
 
 
-def _encoding(data: bytes) -> str:
-    """``json.detect_encoding``, with its answer for the usual body (``{`` or ``[`` then an
-    ASCII byte: UTF-8, no BOM) given without its checks."""
-    if data[:1] in (b"{", b"[") and data[1:2] not in (b"", b"\x00"):
-        return "utf-8"
-    return json.detect_encoding(data)
-
-
-def _no_constant(name: str) -> Any:
-    # Python's json module reads NaN, Infinity and -Infinity; JSON (RFC 8259) has no such values.
-    raise ValueError(f"{name} is not JSON")
-
-
-_JSON_DECODER = json.JSONDecoder(parse_constant=_no_constant)
-
-# A lone surrogate can only arrive escaped ("\\ud800"): raw UTF-8 cannot encode one. The
-# cheap byte search keeps the full walk off the common path.
-_ESCAPED_SURROGATE = re.compile(rb"\\[uU][dD][89a-fA-F]")
-
-
-def _has_lone_surrogate(value: Any) -> bool:
-    """Whether any string (or key) in the decoded JSON value holds an unpaired surrogate."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, list):
-        return any(_has_lone_surrogate(item) for item in value)
-    if isinstance(value, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
-    return False
-
-
 def _body_required() -> FieldError:
     return FieldError("body", "is required")
 
@@ -249,5 +203,20 @@ def _form_fields(schema: Any, bundle: SchemaBundle) -> dict[str, Any]:
         kinds = prop.get("type")
         is_array = kinds == "array" or (isinstance(kinds, list) and "array" in kinds)
         target = bundle.resolve(prop.get("items", {})) if is_array else prop
-        fields[name] = (scalar_coercer(target, bundle), is_array)
+        coerce = _json_part if _is_object(target) else scalar_coercer(target, bundle)
+        fields[name] = (coerce, is_array)
     return fields
+
+
+def _is_object(schema: Any) -> bool:
+    kinds = schema.get("type")
+    return kinds == "object" or (isinstance(kinds, list) and "object" in kinds)
+
+
+def _json_part(raw: str) -> Any:
+    """An object-valued form field or part: JSON text (`application/json` is the default
+    content type of an object property's part)."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise CoercionError("must be a JSON object") from exc

@@ -10,6 +10,10 @@ case is Werkzeug's own.
 A server that sets ``wsgi.input_terminated`` (gunicorn does) ends the input stream itself, at the
 end of the body ``Content-Length`` declares; reading that many bytes reads the same body Werkzeug
 reads up to the end of the stream.
+
+Under ``gantry serve`` a read that passes the request's read deadline raises ``RequestTimeout``
+(408) from the input stream itself (``server.serving.deadline``); neither reader turns it into a
+disconnect, so it reaches the client as a 408 problem.
 """
 
 from __future__ import annotations

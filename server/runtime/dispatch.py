@@ -29,17 +29,19 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.wrappers import Request as WerkzeugRequest
 
-from server.runtime import auth
+from server.runtime import auth, roles
 from server.runtime.auth import Principal
 from server.runtime.body import BodyParser
 from server.runtime.context import Reply, Request
-from server.runtime.errors import ApiError, Unauthenticated
+from server.runtime.errors import ApiError, Forbidden, Unauthenticated
 from server.runtime.middleware import REQUEST_ID_KEY, request_id_for
 from server.runtime.pagination import CursorCodec, page_request
 from server.runtime.params import ParameterParser, ParsedParameters, RawParameters
 from server.runtime.problem import api_error_response
 from server.runtime.schemas import SchemaBundle
 from server.state import AppState
+from server.storage.users import lock_active_superadmins
+from server.storage.workspaces import lock_workspace
 
 Handler = Callable[[Request], Any]
 View = Callable[..., Response]
@@ -203,12 +205,12 @@ class GantryGuard:
         )
         if () in operation.security and not (creds.authorization or creds.session_cookie):
             return None  # optional security, nothing presented
-        principal = auth.authenticate(self.state.credentials, session(), creds)
+        principal = auth.authenticate(self.state.credentials, session(), creds, self.state.clock())
         if principal is None:
             # A secured operation without a credential is a 401 before anything else is read.
             raise Unauthenticated()
         if principal.kind == "session":  # only sessions need CSRF
-            auth.check_csrf(principal, creds, self.state.allowed_origins(http.host_url))
+            auth.check_csrf(principal, creds, self.state.allowed_origins)
         return principal
 
     def authorize(
@@ -221,9 +223,38 @@ class GantryGuard:
         """Enforce ``x-gantry-min-role``; the caller's role in the path's workspace, if any."""
         if not operation.security or (() in operation.security and principal is None):
             return None
+        if principal is not None and operation.method in auth.UNSAFE_METHODS:
+            _lock_writers_rights(session(), principal, operation.min_role, path)
         return auth.authorize(
-            self.state.credentials, session(), principal, operation.min_role, path
+            self.state.credentials,
+            session(),
+            principal,
+            operation.min_role,
+            path,
+            operation.method,
         )
+
+
+def _lock_writers_rights(
+    db: Session, principal: Principal, min_role: str | None, path: dict[str, Any]
+) -> None:
+    """A write reads its caller's rights under the lock the rules on those rights take, so the
+    rights it is admitted with still hold when it commits (a concurrent demotion either waits
+    for it or is seen by it): the workspace's lock for a role in the path's workspace, the active
+    superadmins' for the superadmin flag.
+
+    The lock order (``server.storage.users``) puts the superadmins before any credential and
+    credentials before workspaces: the caller's last-use stamp, pending since authentication,
+    is written before a workspace's lock and after the superadmins'.
+    """
+    workspace_id = path.get("workspace_id")
+    if isinstance(workspace_id, str):
+        lock_workspace(db, workspace_id)
+    elif min_role == roles.SUPERADMIN and principal.is_superadmin:
+        with db.no_autoflush:
+            active = lock_active_superadmins(db)
+        if principal.user_id not in active:
+            raise Forbidden("Instance administrators only.", code="forbidden")
 
 
 class Dispatcher:
@@ -237,6 +268,7 @@ class Dispatcher:
         guard: Guard,
         cursors: CursorCodec,
         session_factory: Callable[[], Session] | None = None,
+        write_session_factory: Callable[[], Session] | None = None,
         state: Any = None,
         handlers: Callable[[Any], Handler] | None = None,
     ) -> None:
@@ -245,6 +277,9 @@ class Dispatcher:
         self.guard = guard
         self.cursors = cursors
         self.session_factory = session_factory or _no_database
+        # For operations with an unsafe method: transactions begun as writers (``Database``).
+        self.write_session_factory = write_session_factory or self.session_factory
+        self._session_factories: dict[str, Callable[[], Session]] = {}
         self.state = state
         self.resolve = handlers or resolve_handler
         self._admissions: dict[
@@ -262,7 +297,7 @@ class Dispatcher:
         admit = self._admissions.get(endpoint)
         if admit is None:
             return None
-        tx = _Transaction(self.session_factory)
+        tx = _Transaction(self._session_factories[endpoint])
         try:
             admission = Admission(admit(http, view_args, tx), tx)
         except BaseException:
@@ -293,6 +328,8 @@ class Dispatcher:
         reads_cookies = "cookie" in params.locations
         has_parameters = bool(params.locations)
         guard, cursors, state, factory = self.guard, self.cursors, self.state, self.session_factory
+        if operation.method in auth.UNSAFE_METHODS:
+            factory = self.write_session_factory
         authenticate, authorize = guard.authenticate, guard.authorize
         op_id = operation.operation_id
         is_list = operation.is_list
@@ -362,6 +399,7 @@ class Dispatcher:
                 tx.finish(ok)
 
         self._admissions[op_id] = admit
+        self._session_factories[op_id] = factory
         view.__name__ = operation.handler_name
         view.__doc__ = f"{operation.method} {operation.path} ({op_id})"
         return view

@@ -112,6 +112,18 @@ class MethodNotAllowed(ClientError):
         )
 
 
+class RequestTimeout(ClientError):
+    """Raised when the client has not sent the whole request (headers and body) in the read
+    timeout; the connection closes after the answer."""
+
+    status = 408
+    title = "Request Timeout"
+    code = "request_timeout"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or "The request was not received in time.")
+
+
 class Conflict(ClientError):
     """Raised when the request clashes with the current state (duplicates, last owner, …)."""
 
@@ -126,6 +138,14 @@ class PayloadTooLarge(ClientError):
     status = 413
     title = "Payload Too Large"
     code = "payload_too_large"
+
+
+class UriTooLong(ClientError):
+    """Raised (by the HTTP server) when the request line exceeds its limit."""
+
+    status = 414
+    title = "URI Too Long"
+    code = "uri_too_long"
 
 
 class UnsupportedMediaType(ClientError):
@@ -148,6 +168,14 @@ class RateLimited(ClientError):
             detail or f"Rate limit exceeded; retry in {retry_after_s} s.",
             headers={"Retry-After": str(max(1, retry_after_s))},
         )
+
+
+class HeaderFieldsTooLarge(ClientError):
+    """Raised (by the HTTP server) when the request headers are too many or too large."""
+
+    status = 431
+    title = "Request Header Fields Too Large"
+    code = "header_fields_too_large"
 
 
 class NotImplementedYet(ServerError):

@@ -33,7 +33,9 @@ HTML_CSP = (
 
 
 REQUEST_ID_KEY = "gantry.request_id"
-_HEADER_DEFAULTS = tuple(_SECURITY_HEADERS.items())
+# What every response carries; the HTTP server's own refusals too (``server.serving``).
+SECURITY_HEADERS: tuple[tuple[str, str], ...] = tuple(_SECURITY_HEADERS.items())
+_HEADER_DEFAULTS = SECURITY_HEADERS
 _DEFAULT_NAMES = frozenset(name.lower() for name in _SECURITY_HEADERS)
 
 StartResponse = Callable[..., Any]

@@ -7,6 +7,7 @@ compiled schema and rejects query parameters the operation does not declare.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -164,6 +165,8 @@ class _Param:
 # ParsedParameters' dicts, in the order ``_Param.slot`` indexes them.
 _LOCATIONS = ("path", "query", "header", "cookie")
 _UNKNOWN = "is not a parameter of this operation"
+# Nothing downstream wants a NUL, and PostgreSQL text cannot even store one.
+_NUL = "must not contain a NUL character"
 
 
 _MISSING: Any = object()
@@ -182,6 +185,19 @@ def _reader(parameter: Any, bundle: SchemaBundle) -> Callable[[RawParameters], A
     style: str = parameter.style
     explode: bool = parameter.explode
     fetch = _fetcher(location, name)
+
+    if style == "json":  # described by `content: application/json`: the value is JSON text
+
+        def read_json(raw: RawParameters) -> Any:
+            text = fetch(raw)
+            if text is _MISSING:
+                return text
+            try:
+                return json.loads(text)
+            except (ValueError, RecursionError) as exc:
+                raise CoercionError("must be JSON") from exc
+
+        return read_json
 
     if "array" in kinds:
         item = scalar_coercer(bundle.resolve(schema.get("items", {})), bundle)
@@ -273,7 +289,11 @@ def _fetcher(location: str, name: str) -> Callable[[RawParameters], Any]:
 
     def from_mapping(raw: RawParameters) -> Any:
         value = getattr(raw, attribute).get(name)
-        return _MISSING if value is None else value
+        if value is None:
+            return _MISSING
+        if "\x00" in value:
+            raise CoercionError(_NUL)
+        return value
 
     return from_mapping
 
@@ -319,6 +339,8 @@ class ParameterParser:
         for key in raw.query:
             if key not in known and not key.startswith(self._deep_prefixes):
                 errors.append(FieldError(f"query.{key}", _UNKNOWN))
+        if raw.query:
+            errors.extend(_nul_errors(raw.query))
         if not self._params:
             if errors:
                 raise _bad_request(errors)
@@ -343,6 +365,15 @@ class ParameterParser:
         if errors:
             raise _bad_request(errors)
         return parsed
+
+
+def _nul_errors(query: MultiDict[str, str]) -> list[FieldError]:
+    """One error per query parameter whose name or a value holds a NUL (sent as ``%00``)."""
+    return [
+        FieldError(f"query.{key}", _NUL)
+        for key, values in query.lists()
+        if "\x00" in key or any("\x00" in value for value in values)
+    ]
 
 
 def _bad_request(errors: list[FieldError]) -> BadRequest:

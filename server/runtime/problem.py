@@ -13,23 +13,32 @@ from server.runtime.errors import (
     ApiError,
     BadRequest,
     ClientError,
+    HeaderFieldsTooLarge,
     InternalError,
     MethodNotAllowed,
     NotFound,
+    NotImplementedYet,
     PayloadTooLarge,
+    RequestTimeout,
     UnsupportedMediaType,
+    UriTooLong,
 )
 from server.runtime.middleware import current_request_id
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("gantry.errors")
 
-# Werkzeug raises these before our dispatcher runs (unknown route, wrong method, body limit).
+# Werkzeug raises these before our dispatcher runs (unknown route, wrong method, body limit);
+# the HTTP server refuses with the others (``server.serving``).
 _HTTP_EXCEPTIONS: dict[int, type[ApiError]] = {
     400: BadRequest,
     404: NotFound,
+    408: RequestTimeout,
     413: PayloadTooLarge,
+    414: UriTooLong,
     415: UnsupportedMediaType,
+    431: HeaderFieldsTooLarge,
+    501: NotImplementedYet,
 }
 
 

@@ -1,42 +1,70 @@
-"""A small in-process token bucket, keyed per caller (per IP for the auth endpoints)."""
+"""Rate limits that hold across every worker and instance: an exact sliding window per key.
+
+``RateLimiter(store, limit, per)`` admits at most ``limit`` hits per key in any ``per`` seconds.
+The hits are kept in a store all processes share, so 10 a minute means 10 across the whole
+deployment, not 10 per worker: the database by default (``server.storage.rate_limits``), Redis
+when ``GANTRY_REDIS_URL`` is set (``server.runtime.ratelimit_redis``). ``rate_limit_store`` is the
+one place that picks between them. A refused hit is not counted, so a key never holds more than
+``limit`` hits and an attacker who keeps trying does not push the window ahead.
+"""
 
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from server.runtime.errors import RateLimited
 
+if TYPE_CHECKING:
+    from server.config import Config
+    from server.storage.db import Database
+
+
+class RateLimitStore(Protocol):
+    """Shared hit counts: one atomic check-and-count per call, race-free across processes."""
+
+    def take(self, key: str, limit: int, window: float, now: float) -> float | None:
+        """Count a hit at ``now`` for ``key`` if fewer than ``limit`` hits lie in the
+        ``window`` seconds before it and return None; else count nothing and return the
+        seconds until the oldest of them leaves the window."""
+        ...
+
 
 class RateLimiter:
-    """``rate`` requests per ``per`` seconds with bursts up to ``burst``, per key."""
+    """``limit`` hits per ``per`` seconds per key, counted in ``store`` under ``name``."""
 
     def __init__(
         self,
-        rate: int,
+        store: RateLimitStore,
+        limit: int,
         per: float = 60.0,
-        burst: int | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        *,
+        name: str = "auth",
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.rate = rate
+        self.store = store
+        self.limit = limit
         self.per = per
-        self.burst = burst if burst is not None else rate
+        self.name = name
+        # Wall-clock time: every worker and instance must read the same clock.
         self._clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
 
     def hit(self, key: str) -> None:
-        """Take one token for ``key``, or raise ``RateLimited`` with the seconds to wait."""
-        refill = self.rate / self.per
-        with self._lock:
-            now = self._clock()
-            tokens, last = self._buckets.get(key, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - last) * refill)
-            if tokens < 1.0:
-                self._buckets[key] = (tokens, now)
-                raise RateLimited(math.ceil((1.0 - tokens) / refill))
-            self._buckets[key] = (tokens - 1.0, now)
-            if len(self._buckets) > 10_000:  # forget idle callers rather than grow forever
-                self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < self.per}
+        """Count one hit for ``key``, or raise ``RateLimited`` with the whole seconds to wait."""
+        wait = self.store.take(f"{self.name}:{key}", self.limit, self.per, self._clock())
+        if wait is not None:
+            raise RateLimited(max(1, math.ceil(wait)))
+
+
+def rate_limit_store(config: Config, database: Database) -> RateLimitStore:
+    """The store every rate limit of the app shares: Redis when configured, else the database."""
+    if config.redis_url:
+        # Imported only here: a deployment without Redis never loads its client.
+        from server.runtime.ratelimit_redis import RedisRateLimitStore
+
+        return RedisRateLimitStore.from_url(config.redis_url)
+    from server.storage.rate_limits import SqlRateLimitStore
+
+    return SqlRateLimitStore(database.write_engine)

@@ -13,8 +13,11 @@ SESSION = "session"  # a cookie session only
 SUPERADMIN = "superadmin"  # the instance-level flag
 INSTANCE_LEVELS = frozenset({PUBLIC, ANY, USER, SESSION, SUPERADMIN})
 
-# A personal access token acts with the user's roles, capped by its scopes.
+# A personal access token acts with the user's roles, capped by its scopes, on every operation
+# it can call (``scope_least_role``); a token without one of these scopes (``gateway`` alone)
+# calls none of them.
 SCOPE_CAPS = {"read": "viewer", "run": "operator", "write": "editor", "admin": "owner"}
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 def rank(role: str) -> int:
@@ -31,6 +34,20 @@ def scope_cap(scopes: frozenset[str]) -> str | None:
     """The highest workspace role a token with ``scopes`` may exercise, or None."""
     caps = [SCOPE_CAPS[s] for s in scopes if s in SCOPE_CAPS]
     return max(caps, key=rank) if caps else None
+
+
+def scope_least_role(least: str, method: str) -> str:
+    """The role a token's scopes must reach to call an operation whose least role is ``least``.
+
+    A workspace operation needs its own least role; an instance operation needs the admin scope
+    for superadmin work, and otherwise (any user's: the workspace list, creating a workspace)
+    the read scope to read and the write scope to change anything.
+    """
+    if least in _RANK:
+        return least
+    if least == SUPERADMIN:
+        return "owner"
+    return "viewer" if method in READ_METHODS else "editor"
 
 
 def lower(a: str, b: str) -> str:

@@ -8,6 +8,24 @@ Use ``with db.session() as s:`` for one unit of work: it commits when the block 
 rolls back when anything escapes it (an ``ApiError`` included), so a failed request leaves
 nothing half-written. Objects stay readable after the block (``expire_on_commit=False``).
 
+Three kinds of transaction, told apart on SQLite by the statement that opens them:
+
+* writers (``session(write=True)``, ``write_sessionmaker``; the API's unsafe methods) begin with
+  ``BEGIN IMMEDIATE``: they take the database's write lock before their first read, so writers
+  run one after another and every rule a writer checks still holds when it commits. On
+  PostgreSQL the rules that span rows take row locks instead (``server.storage.users``,
+  ``server.storage.workspaces``);
+* readers (``read_sessionmaker``; the API's safe methods) open no transaction: each statement
+  reads the latest commit, as under PostgreSQL's READ COMMITTED, and the rare write of a reader
+  (a credential's last-use stamp) waits for the write lock like any statement. In a transaction
+  that had read first, SQLite would refuse that write at once when another writer had
+  committed since ("database is locked"), and the read would fail;
+* everything else (``session()``) begins with a deferred ``BEGIN``.
+
+Pools are per process: a process closes its idle pooled connections before it forks, and the
+child (a gunicorn worker, forked after the preloaded app migrated and bootstrapped) starts with
+an empty pool of its own and never touches a connection its parent opened.
+
 Alembic is imported only to migrate: importing it costs about a tenth of a second of every
 start-up, and a database already at the head revision (every start-up but the first after an
 upgrade) needs none of it.
@@ -19,6 +37,7 @@ import ast
 import os
 import sqlite3
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -41,6 +60,28 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
 # Arbitrary constant key for pg_advisory_xact_lock: one migrator at a time per database.
 _PG_MIGRATION_LOCK_KEY = 0x67616E747279  # "gantry"
+# Execution option naming the statement that opens a SQLite transaction (``_sqlite_begin``).
+_SQLITE_BEGIN = "gantry_sqlite_begin"
+
+# Every live engine, so one fork hook can reset their pools (``_forget_parent_connections``).
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _close_idle_connections() -> None:
+    """Before a fork: close the pooled connections, so the child inherits no idle one."""
+    for engine in list(_ENGINES):
+        engine.pool.dispose()
+
+
+def _forget_parent_connections() -> None:
+    """In a forked child: a fresh pool, leaving the parent's connections alone (SQLAlchemy's
+    ``dispose(close=False)`` recipe); a connection shared by two processes interleaves their
+    protocol streams and transactions."""
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(before=_close_idle_connections, after_in_child=_forget_parent_connections)
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -69,6 +110,8 @@ def alembic_config(url: URL | None = None) -> Config:
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling is off; ``_sqlite_begin`` opens every transaction.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
@@ -99,6 +142,14 @@ def _use_wal(cursor: Any) -> None:
             time.sleep(0.01)
 
 
+def _sqlite_begin(connection: Connection) -> None:
+    """Open the transaction as its engine says (SQLAlchemy's recipe for pysqlite transaction
+    control): ``BEGIN IMMEDIATE``, ``BEGIN``, or nothing for a reader."""
+    statement = connection.get_execution_options().get(_SQLITE_BEGIN, "BEGIN")
+    if statement:
+        connection.exec_driver_sql(statement)
+
+
 class Database:
     """An Engine plus a sessionmaker for one database URL."""
 
@@ -122,10 +173,24 @@ class Database:
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.dialect_name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_on_connect)
+            event.listen(self.engine, "begin", _sqlite_begin)
+        if not _is_sqlite_memory(self.url):  # a memory database lives in one process anyway
+            _ENGINES.add(self.engine)
+        # The same pool, for writers and for readers (see above).
+        self.write_engine: Engine = self.engine.execution_options(
+            **{_SQLITE_BEGIN: "BEGIN IMMEDIATE"}
+        )
+        self.read_engine: Engine = self.engine.execution_options(**{_SQLITE_BEGIN: ""})
         # Public for callers that manage the transaction themselves (open lazily, commit or
         # roll back, close); everyone else uses ``session()``.
         self.sessionmaker: sessionmaker[Session] = sessionmaker(
             bind=self.engine, expire_on_commit=False, autoflush=True
+        )
+        self.write_sessionmaker: sessionmaker[Session] = sessionmaker(
+            bind=self.write_engine, expire_on_commit=False, autoflush=True
+        )
+        self.read_sessionmaker: sessionmaker[Session] = sessionmaker(
+            bind=self.read_engine, expire_on_commit=False, autoflush=True
         )
 
     @classmethod
@@ -155,9 +220,12 @@ class Database:
         return self.engine.dialect.name
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """One transaction: commit on success, roll back on any exception, always close."""
-        session = self.sessionmaker()
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        """One transaction: commit on success, roll back on any exception, always close.
+
+        ``write=True`` for a unit of work that checks a rule before it writes (see above).
+        """
+        session = (self.write_sessionmaker if write else self.sessionmaker)()
         try:
             yield session
             session.commit()
@@ -177,7 +245,7 @@ class Database:
         from alembic import command
 
         cfg = alembic_config(self.url)
-        with self.engine.connect() as connection:
+        with self.write_engine.connect() as connection:
             self._lock_for_migration(connection)
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, "head")
@@ -185,9 +253,9 @@ class Database:
 
     def _lock_for_migration(self, connection: Connection) -> None:
         if self.dialect_name == "sqlite":
-            # Take SQLite's write lock up front; a concurrent migrator waits (busy_timeout),
-            # then finds the schema current and does nothing.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # The write engine's transaction takes SQLite's write lock up front; a concurrent
+            # migrator waits (busy_timeout), then finds the schema current and does nothing.
+            connection.exec_driver_sql("SELECT 1")
         elif self.dialect_name == "postgresql":
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK_KEY}

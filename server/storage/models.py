@@ -24,10 +24,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
+    Double,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -49,6 +52,7 @@ __all__ = [
     "Base",
     "Membership",
     "PersonalAccessToken",
+    "RateLimitHit",
     "User",
     "UserSession",
     "Workspace",
@@ -228,3 +232,23 @@ class AuditEvent(Base):
     user_agent: Mapped[str | None] = mapped_column(Text)
     request_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RateLimitHit(Base):
+    """One counted hit of a shared rate limit (``server.storage.rate_limits``). Times are
+    seconds since the epoch; a row is deleted once ``expires_at`` (its time plus the window)
+    has passed."""
+
+    __tablename__ = "rate_limit_hits"
+    __table_args__ = (
+        Index("ix_rate_limit_hits_key_at", "key", "at"),
+        Index("ix_rate_limit_hits_expires_at", "expires_at"),
+    )
+
+    # INTEGER PRIMARY KEY on SQLite, where only that spelling auto-increments.
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    key: Mapped[str] = mapped_column(String(255))
+    at: Mapped[float] = mapped_column(Double)
+    expires_at: Mapped[float] = mapped_column(Double)

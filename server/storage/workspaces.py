@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ __all__ = [
     "list_members",
     "list_workspaces_for_user",
     "lock_workspace",
+    "lock_workspaces",
     "remove_member",
     "update_member_role",
     "update_workspace",
@@ -151,21 +152,39 @@ def count_workspaces_for_user(session: Session, user_id: str) -> int:
 def lock_workspace(session: Session, workspace_id: str) -> bool:
     """Serialise writers of one workspace until the transaction ends; ``False`` if missing.
 
-    PostgreSQL: ``SELECT ... FOR UPDATE`` on the row. SQLite: a no-op ``UPDATE`` that takes the
-    database write lock, so reads that follow see every committed change.
+    Every write in a workspace takes this lock before it reads the caller's role (the
+    dispatcher does), and every change to its memberships holds it, so a role, an owner count
+    or a membership read after it stays true until the transaction commits.
+
+    PostgreSQL: ``SELECT ... FOR NO KEY UPDATE`` on the row (rows that merely reference the
+    workspace can still be inserted). SQLite: a no-op ``UPDATE`` that takes the database write
+    lock (already held by a transaction begun as a writer), so reads that follow see every
+    committed change.
     """
+    return bool(lock_workspaces(session, [workspace_id]))
+
+
+def lock_workspaces(session: Session, workspace_ids: Iterable[str]) -> int:
+    """``lock_workspace`` for several workspaces at once, in id order (two transactions locking
+    overlapping sets queue instead of deadlocking); how many exist."""
+    ids = sorted(set(workspace_ids))
+    if not ids:
+        return 0
     if session.get_bind().dialect.name == "sqlite":
         result = session.execute(
             update(Workspace)
-            .where(Workspace.id == workspace_id)
+            .where(Workspace.id.in_(ids))
             .values(name=Workspace.name)
             .execution_options(synchronize_session=False)
         )
-        return bool(getattr(result, "rowcount", 0))
-    found = session.scalar(
-        select(Workspace.id).where(Workspace.id == workspace_id).with_for_update()
+        return int(getattr(result, "rowcount", 0))
+    stmt = (
+        select(Workspace.id)
+        .where(Workspace.id.in_(ids))
+        .order_by(Workspace.id)
+        .with_for_update(key_share=True)
     )
-    return found is not None
+    return len(session.scalars(stmt).all())
 
 
 # --- memberships ------------------------------------------------------------------------------

@@ -226,6 +226,18 @@ def lone_surrogate(sent: Sent, gantry: Verdict, core: Verdict) -> bool:
     return not gantry.accepted and core.accepted and "unpaired surrogate" in gantry.detail
 
 
+def nul_character(sent: Sent, gantry: Verdict, core: Verdict) -> bool:
+    """G-4 (Gantry rule, documented in the spec): a NUL in a string parameter or a JSON body
+    string is refused (PostgreSQL text cannot hold one); openapi-core accepts it."""
+    return not gantry.accepted and core.accepted and "NUL character" in gantry.detail
+
+
+def duplicate_member(sent: Sent, gantry: Verdict, core: Verdict) -> bool:
+    """G-5 (Gantry rule, I-JSON, RFC 7493 §2.3): an object naming a member twice is refused;
+    openapi-core keeps the last value."""
+    return not gantry.accepted and core.accepted and "is given more than once" in gantry.detail
+
+
 def lax_email_format(sent: Sent, gantry: Verdict, core: Verdict) -> bool:
     """OC-4: openapi-core's ``format: email`` check (jsonschema's) only asks for an "@", so "@"
     or "a@" pass; Gantry's (jsonschema-rs) checks the address syntax."""
@@ -252,6 +264,8 @@ KNOWN: tuple[Callable[[Sent, Verdict, Verdict], bool], ...] = (
     trailing_newline,
     non_json_constant,
     lone_surrogate,
+    nul_character,
+    duplicate_member,
     lax_email_format,
     repeated_parameter,
     unknown_parameter,
@@ -417,6 +431,7 @@ EDGES = [
     Edge("api", "GET", WS, "include_total=1", expect="lenient_casting"),
     # OC-4: "format: email" as a single "@".
     Edge("api", "GET", "/api/v1/users/lookup", "email=%40", expect="lax_email_format"),
+    Edge("api", "GET", "/api/v1/admin/users", "q=a%00b", expect="nul_character"),
     Edge("api", "GET", "/api/v1/users/lookup", "email=a%40example.com"),
     # OC-2: "$" before a final newline.
     Edge("bench", "GET", ITEMS, "cursor=abc%0A", expect="trailing_newline"),
@@ -521,6 +536,22 @@ EDGES = [
         ITEMS,
         body=b'{"name": "x", "price": 1, "other": 1}',
         content_type="application/json",
+    ),
+    Edge(
+        "bench",
+        "POST",
+        ITEMS,
+        body=b'{"name": "a\\u0000b", "price": 1}',
+        content_type="application/json",
+        expect="nul_character",
+    ),
+    Edge(
+        "bench",
+        "POST",
+        ITEMS,
+        body=b'{"name": "x", "price": 1, "price": 2}',
+        content_type="application/json",
+        expect="duplicate_member",
     ),
     Edge("bench", "POST", ITEMS, body=b"\xff\xfe", content_type="application/json"),
     Edge("bench", "POST", ITEMS, body=b"[]", content_type="application/json"),

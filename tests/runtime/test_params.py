@@ -144,3 +144,34 @@ def test_required_header_and_cookie() -> None:
 def test_nullable_union_prefers_the_typed_reading() -> None:
     parsed = parse([Param("n", "query", {"type": ["integer", "null"]})], [("n", "5")])
     assert parsed.query == {"n": 5}
+
+
+@pytest.mark.parametrize(
+    ("location", "raw"),
+    [
+        ("path", {"path": {"name": "a\x00b"}}),
+        ("header", {"headers": {"name": "\x00"}}),
+        ("cookie", {"cookies": {"name": "a\x00"}}),
+    ],
+)
+def test_a_nul_in_a_string_parameter_is_refused(location: str, raw: dict[str, Any]) -> None:
+    with pytest.raises(BadRequest) as refused:
+        parse([Param("name", location, {"type": "string"})], **raw)
+    assert refused.value.code == "validation_failed"
+    assert [(e.field, e.message) for e in refused.value.errors] == [
+        (f"{location}.name", "must not contain a NUL character")
+    ]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [[("q", "a\x00")], [("q", "ok"), ("q", "\x00")], [("tags", "a,\x00")], [("\x00", "1")]],
+)
+def test_a_nul_anywhere_in_the_query_is_refused(query: list[tuple[str, str]]) -> None:
+    params = [
+        Param("q", "query", {"type": "array", "items": {"type": "string"}}),
+        Param("tags", "query", {"type": "array", "items": {"type": "string"}}, explode=False),
+    ]
+    with pytest.raises(BadRequest) as refused:
+        parse(params, query)
+    assert any(e.message == "must not contain a NUL character" for e in refused.value.errors)

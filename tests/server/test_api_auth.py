@@ -376,6 +376,7 @@ def test_me_with_an_api_key(gantry: Any) -> None:
     assert me == {
         "user": None,
         "memberships": [{"workspace_id": ws["id"], "workspace_name": ws["name"], "role": "editor"}],
+        "memberships_truncated": False,
         "credential": {
             "kind": "api_key",
             "id": key["id"],
@@ -401,7 +402,8 @@ def test_update_me_password(gantry: Any) -> None:
         json={"password": "analytical-engine-1843", "current_password": account.password},
         expect=200,
     )
-    other_session.get("/auth/me", expect=200)  # other sessions stay valid
+    other_session.get("/auth/me", expect=401)  # other sessions end
+    account.session.get("/auth/me", expect=200)  # the one that made the change stays
     fresh = gantry.cookie_client()
     fresh.post(
         "/auth/login",

@@ -191,7 +191,8 @@ def test_gateway_only_token_has_no_workspace_role(gantry: Any) -> None:
     ws = gantry.workspace(owner)
     pat = gantry.bearer(_create(owner, scopes=["gateway"]).json["token"])
     pat.get(f"/workspaces/{ws['id']}", expect=403, code="scope_denied")
-    pat.get("/auth/me", expect=200)
+    # Gateway calls only: not even the instance-level reads.
+    pat.get("/auth/me", expect=403, code="scope_denied")
 
 
 def test_scope_never_raises_the_member_role(gantry: Any) -> None:

@@ -1,0 +1,74 @@
+"""The database rate-limit store: one row per counted hit, checked and counted under a lock.
+
+Each ``take`` is one short transaction of its own, apart from the request's, so a hit stays
+counted when the request fails (a wrong password is exactly what must count). The transaction
+holds a lock that serialises the hits of one key across every process before it reads: on
+SQLite the database's write lock, which a transaction of ``Database.write_engine`` takes as it
+begins (``BEGIN IMMEDIATE``), on PostgreSQL a transaction-level advisory lock on the key's hash.
+Under it, counting the key's hits in the window and adding one cannot interleave with another
+worker doing the same.
+
+Rows do not pile up: a counted hit deletes its key's hits that have left the window, and at most
+once per ``SWEEP_EVERY`` seconds per process one statement deletes every expired row (the hits
+of keys that went quiet).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select, text
+
+from server.storage.models import RateLimitHit
+
+SWEEP_EVERY = 60.0
+
+_HIT = RateLimitHit
+
+
+def _advisory_key(key: str) -> int:
+    """A signed 64-bit lock id for ``key`` (what ``pg_advisory_xact_lock`` takes)."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+
+
+class SqlRateLimitStore:
+    """``RateLimitStore`` over the ``rate_limit_hits`` table."""
+
+    def __init__(self, write_engine: Engine, *, sweep_every: float = SWEEP_EVERY) -> None:
+        self.engine = write_engine
+        self.sweep_every = sweep_every
+        self._next_sweep = 0.0  # monotonic; the first hit sweeps
+
+    def take(self, key: str, limit: int, window: float, now: float) -> float | None:
+        """Count the hit if the window has room; else the seconds until it has."""
+        with self.engine.connect() as connection:
+            self._lock(connection, key)
+            count, oldest = connection.execute(
+                select(func.count(), func.min(_HIT.at)).where(
+                    _HIT.key == key, _HIT.at > now - window
+                )
+            ).one()
+            if count >= limit:
+                connection.rollback()
+                return window if oldest is None else float(oldest) + window - now
+            connection.execute(insert(_HIT).values(key=key, at=now, expires_at=now + window))
+            connection.execute(delete(_HIT).where(_HIT.key == key, _HIT.expires_at <= now))
+            self._sweep(connection, now)
+            connection.commit()
+        return None
+
+    def _lock(self, connection: Connection, key: str) -> None:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:id)"), {"id": _advisory_key(key)}
+            )
+        # SQLite: the write engine's transaction began with the write lock already.
+
+    def _sweep(self, connection: Connection, now: float) -> None:
+        """Delete every expired hit, at most once per ``sweep_every`` seconds in this process."""
+        tick = time.monotonic()
+        if tick < self._next_sweep:
+            return
+        self._next_sweep = tick + self.sweep_every
+        connection.execute(delete(_HIT).where(_HIT.expires_at <= now))
