@@ -33,6 +33,7 @@ from server.runtime import auth, roles
 from server.runtime.auth import Principal
 from server.runtime.body import BodyParser
 from server.runtime.context import Reply, Request
+from server.runtime.credentials import Stamp, take_deferred_stamps, write_deferred_stamps
 from server.runtime.errors import ApiError, Forbidden, Unauthenticated
 from server.runtime.middleware import REQUEST_ID_KEY, request_id_for
 from server.runtime.pagination import CursorCodec, page_request
@@ -140,14 +141,18 @@ class _Transaction:
     def finish(self, ok: bool) -> None:
         if self.session is None:
             return
+        stamps: list[Stamp] = []
         try:
             if ok:
                 self.session.commit()
+                stamps = take_deferred_stamps(self.session)
             else:
                 self.session.rollback()
         finally:
             self.session.close()
             self.session = None
+        if stamps:
+            write_deferred_stamps(self._factory, stamps)
 
 
 class Admission:

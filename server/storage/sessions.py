@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from server.security import hash_secret, mint_secret, new_id
@@ -20,6 +20,7 @@ __all__ = [
     "delete_user_sessions",
     "get_active_session",
     "purge_expired_sessions",
+    "touch_session",
 ]
 
 SESSION_IDLE_TTL = timedelta(hours=12)  # sliding
@@ -95,3 +96,22 @@ def purge_expired_sessions(session: Session, *, now: datetime | None = None) -> 
     """Delete sessions past their idle expiry (housekeeping; always <= absolute expiry)."""
     result = session.execute(delete(UserSession).where(UserSession.expires_at <= (now or utcnow())))
     return int(getattr(result, "rowcount", 0))
+
+
+def touch_session(session: Session, session_id: str, *, now: datetime | None = None) -> None:
+    """Slide the idle expiry (never past the absolute one); a no-op within
+    ``SESSION_TOUCH_INTERVAL`` of the last slide, or when the session is gone."""
+    now = now or utcnow()
+    row = session.execute(
+        select(UserSession.absolute_expires_at).where(
+            UserSession.id == session_id,
+            UserSession.last_seen_at <= now - SESSION_TOUCH_INTERVAL,
+        )
+    ).first()
+    if row is None:
+        return
+    session.execute(
+        update(UserSession)
+        .where(UserSession.id == session_id)
+        .values(last_seen_at=now, expires_at=min(now + SESSION_IDLE_TTL, row[0]))
+    )

@@ -26,6 +26,7 @@ GOOD_BODY = {"name": "widget", "price": 9.5}
 class FakeSession:
     def __init__(self, log: list[str]) -> None:
         self.log = log
+        self.info: dict[str, object] = {}  # where authentication leaves its usage stamps
 
     def commit(self) -> None:
         self.log.append("commit")
