@@ -55,7 +55,9 @@ class RateLimiter:
         """Count one hit for ``key``, or raise ``RateLimited`` with the whole seconds to wait."""
         wait = self.store.take(f"{self.name}:{key}", self.limit, self.per, self._clock())
         if wait is not None:
-            raise RateLimited(max(1, math.ceil(wait)))
+            # Workers read the clock before they queue for the store, so the oldest counted hit
+            # may be a hair younger than ``now``: the wait is never more than one window.
+            raise RateLimited(max(1, math.ceil(min(wait, self.per))))
 
 
 def rate_limit_store(config: Config, database: Database) -> RateLimitStore:

@@ -26,7 +26,9 @@ def test_a_counted_hit_passes_under_the_limiter_name() -> None:
     assert store.calls == [("auth:10.0.0.1", 10, 60.0, 5.0)]
 
 
-@pytest.mark.parametrize(("wait", "retry_after"), [(0.2, "1"), (1.0, "1"), (41.3, "42")])
+@pytest.mark.parametrize(
+    ("wait", "retry_after"), [(0.2, "1"), (1.0, "1"), (41.3, "42"), (60.0, "60"), (60.4, "60")]
+)
 def test_a_refused_hit_says_the_whole_seconds_to_wait(wait: float, retry_after: str) -> None:
     with pytest.raises(RateLimited) as caught:
         RateLimiter(_Store(wait), 10).hit("10.0.0.1")
