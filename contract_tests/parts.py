@@ -24,22 +24,13 @@ from contract_tests.runner import (
     call_case,
     make_case,
     send_and_check,
+    status_and_code,
     validate_case,
 )
 from contract_tests.world import Caller, Made, Request, World, WorldError, evaluate
 from generated.operations import Operation
 
 SEED_ITEMS = 5  # a list gets at least this many items before it is walked
-
-
-def _status_and_code(response: Any) -> tuple[int, str | None]:
-    code = None
-    if response.status_code >= 400:
-        try:
-            code = response.json().get("code")
-        except ValueError:
-            code = None
-    return response.status_code, code
 
 
 # ── auth matrix ───────────────────────────────────────────────────────────────────────────────
@@ -53,7 +44,7 @@ def auth_row(world: World, schema: Any, op: Operation, caller_name: str) -> list
     request = world.request_for(op, caller)
     expectation = spec.expected(op, request.caller)
     response, findings = send_and_check(schema, request)
-    status, code = _status_and_code(response)
+    status, code = status_and_code(response)
     label = spec.label(op)
     if expectation.outcome == spec.PASS:
         ok = 200 <= status < 300 or (status == 429 and "429" in spec.documented_statuses(op))
@@ -104,7 +95,7 @@ def csrf_row(world: World, schema: Any, op: Operation, variant: str) -> list[Fin
         headers["Origin"] = "https://attacker.example"
     request = replace(request, caller=replace(request.caller, headers=headers))
     response, findings = send_and_check(schema, request)
-    status, code = _status_and_code(response)
+    status, code = status_and_code(response)
     if (status, code) != (403, "csrf_failed"):
         findings.insert(
             0,
@@ -165,7 +156,7 @@ class _Chain:
     def expect(self, response: Any, op: Operation, statuses: list[int], what: str) -> bool:
         if response.status_code in statuses:
             return True
-        status, code = _status_and_code(response)
+        status, code = status_and_code(response)
         self.findings.append(
             Finding(
                 "lifecycle",

@@ -11,19 +11,9 @@ from dataclasses import replace
 from typing import Any
 
 from contract_tests import spec
-from contract_tests.runner import Finding, send_and_check
+from contract_tests.runner import Finding, send_and_check, status_and_code
 from contract_tests.world import Caller, Made, Request, Scope, World, WorldError, evaluate
 from generated.operations import Operation
-
-
-def status_and_code(response: Any) -> tuple[int, str | None]:
-    code = None
-    if response.status_code >= 400:
-        try:
-            code = response.json().get("code")
-        except ValueError:
-            code = None
-    return response.status_code, code
 
 
 def collection_of(op: Operation) -> Operation | None:

@@ -150,6 +150,18 @@ def _all_checks() -> list[Any]:
     return list(CHECKS.get_all())
 
 
+def status_and_code(response: Any) -> tuple[int, str | None]:
+    """The status and, on an error, the problem's `code` (None when the body has none)."""
+    code = None
+    if response.status_code >= 400:
+        try:
+            code = response.json().get("code")
+        except ValueError:
+            """The status and, on an error, the problem's `code` (None when the body has none)."""
+    code = None
+    return response.status_code, code
+
+
 def send_and_check(schema: Any, request: Any, *, csrf: bool = True) -> tuple[Any, list[Finding]]:
     """Send a ``world.Request``; return the response and what the checks found."""
     case = make_case(schema, request, csrf=csrf)

@@ -20,11 +20,11 @@ from functools import cache
 from typing import Any
 
 from generated.operations import OPERATIONS, Operation
+from server.vocabulary import SCOPE_CAPS, WORKSPACE_ROLES
 
 API_ROOT = "/api/v1"
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 WORKSPACE_PARAM = "workspace_id"  # the tenancy scope of workspace roles (spec: "Authentication")
-WORKSPACE_ROLES = ("viewer", "operator", "editor", "admin", "owner")
 _PATH_PARAM = re.compile(r"{([^}]+)}")
 _CODE = re.compile(r"`([a-z_]+)`")
 
@@ -327,9 +327,8 @@ def expected(op: Operation, caller: Any) -> Expectation:
     raise AssertionError(f"{label(op)}: unknown x-gantry-min-role {least!r}")
 
 
-# The token scopes as the spec describes them (``TokenScope``): read, run, write and admin cap
-# the user's workspace role; see ``scope_cap``.
-SCOPE_CAPS = {"read": "viewer", "run": "operator", "write": "editor", "admin": "owner"}
+# The token scopes' caps and the roles come from the spec (``TokenScope``'s
+# ``x-gantry-role-caps``, the ``Role`` enum), through ``server.vocabulary``.
 
 
 def scope_cap(scopes: frozenset[str]) -> str | None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-WORKSPACE_ROLES = ("viewer", "operator", "editor", "admin", "owner")
+from server.vocabulary import SCOPE_CAPS, WORKSPACE_ROLES
+
 _RANK = {role: rank for rank, role in enumerate(WORKSPACE_ROLES)}
 
 # Least roles that are not workspace roles: who may call at all.
@@ -13,10 +14,9 @@ SESSION = "session"  # a cookie session only
 SUPERADMIN = "superadmin"  # the instance-level flag
 INSTANCE_LEVELS = frozenset({PUBLIC, ANY, USER, SESSION, SUPERADMIN})
 
-# A personal access token acts with the user's roles, capped by its scopes, on every operation
-# it can call (``scope_least_role``); a token without one of these scopes (``gateway`` alone)
-# calls none of them.
-SCOPE_CAPS = {"read": "viewer", "run": "operator", "write": "editor", "admin": "owner"}
+# A personal access token acts with the user's roles, capped by its scopes (``SCOPE_CAPS``, from
+# the spec), on every operation it can call (``scope_least_role``); a token without one of those
+# scopes (``gateway`` alone) calls none of them.
 READ_METHODS = frozenset({"GET", "HEAD"})
 
 

@@ -40,6 +40,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 
 from server.storage.types import JSONDocument, UTCDateTime
+from server.vocabulary import (
+    ACTOR_TYPES,
+    API_KEY_ROLES,
+    CREDENTIAL_STATUSES,
+    USER_STATUSES,
+    WORKSPACE_ROLES,
+)
 
 __all__ = [
     "ACTOR_TYPES",
@@ -58,11 +65,6 @@ __all__ = [
     "Workspace",
 ]
 
-WORKSPACE_ROLES: tuple[str, ...] = ("viewer", "operator", "editor", "admin", "owner")
-API_KEY_ROLES: tuple[str, ...] = ("viewer", "operator", "editor", "admin")
-USER_STATUSES: tuple[str, ...] = ("active", "blocked")
-CREDENTIAL_STATUSES: tuple[str, ...] = ("active", "revoked")
-ACTOR_TYPES: tuple[str, ...] = ("user", "api_key", "worker", "run", "system")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_N_label)s",
