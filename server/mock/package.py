@@ -1,8 +1,11 @@
 """Generate a spec's package into the cache and import it under a name of its own.
 
 The server never imports the generator: the package is made by running `gantry generate` in a
-subprocess, into `<cache>/mock/<sha256 of the spec>/gantry_mock_<sha>/` (the cache is
-`$GANTRY_CACHE_DIR`, else `.cache/gantry`; a temporary folder when the cache is off). The
+subprocess, into `<cache>/mock/<sha256 of the spec>/build/`, then copied to
+`<cache>/mock/<sha>/gantry_mock_<sha>/`, where `<sha>` is the `SPEC_SHA256` the generator wrote:
+the digest of the root file and of every file its `$ref`s brought in, so that a changed
+referenced file gets a package (and a module name) of its own within one process. The cache is
+`$GANTRY_CACHE_DIR`, else `.cache/gantry`; a temporary folder when the cache is off. The
 generator's own cache makes an unchanged spec cost a fraction of a second.
 """
 
@@ -12,6 +15,8 @@ import hashlib
 import importlib
 import importlib.util
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,18 +39,49 @@ def cache_root() -> Path:
 def generate_package(spec: Path, root: Path | None = None) -> Path:
     """The folder of the package generated from `spec` (generated now if need be)."""
     try:
-        digest = hashlib.sha256(spec.read_bytes()).hexdigest()[:16]
+        root_digest = hashlib.sha256(spec.read_bytes()).hexdigest()[:16]
     except OSError as exc:
         raise MockSpecError(f"cannot read {spec}: {exc.strerror}") from exc
-    out = (root or cache_root()) / "mock" / digest / f"gantry_mock_{digest}"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    mock_root = (root or cache_root()) / "mock"
+    build = mock_root / root_digest / "build"
+    build.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "gantry.cli", "generate", "--spec", str(spec)]
     result = subprocess.run(
-        [*command, "--out", str(out)], capture_output=True, text=True, check=False
+        [*command, "--out", str(build)], capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
         raise MockSpecError(result.stderr.strip() or f"gantry generate failed for {spec}")
+    digest = _spec_digest(build)[:16]
+    out = mock_root / digest / f"gantry_mock_{digest}"
+    if not out.is_dir():
+        _publish(build, out)
     return out
+
+
+_SPEC_SHA256 = re.compile(r'^SPEC_SHA256 = "([0-9a-f]{64})"$', re.MULTILINE)
+
+
+def _spec_digest(folder: Path) -> str:
+    """The `SPEC_SHA256` of a generated package, read without importing it."""
+    found = _SPEC_SHA256.search((folder / "__init__.py").read_text(encoding="utf-8"))
+    if found is None:
+        raise MockSpecError(f"no SPEC_SHA256 in the package generated in {folder}")
+    return found.group(1)
+
+
+def _publish(build: Path, out: Path) -> None:
+    """Copy the built package to `out` whole: another process sees it complete or not at all."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".gantry-", dir=out.parent))
+    try:
+        shutil.copytree(build, staging / out.name, ignore=shutil.ignore_patterns("__pycache__"))
+        try:
+            os.replace(staging / out.name, out)
+        except OSError:
+            if not out.is_dir():  # another process published it first, else a real failure
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def import_package(folder: Path) -> ModuleType:

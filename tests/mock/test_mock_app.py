@@ -240,3 +240,33 @@ def test_an_object_part_of_a_multipart_body_is_decoded_as_json(tmp_path: Path) -
     assert broken.status_code == 400
     wrong = client.post("/uploads", data={"meta": "{}"}, content_type="multipart/form-data")
     assert wrong.status_code == 400  # decoded, then held to its schema: no title
+
+
+ROOT_OF_TWO = """\
+openapi: 3.1.0
+info: {title: Two files, version: "1"}
+paths:
+  /things:
+    post:
+      operationId: createThing
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: "thing.yaml"}
+      responses:
+        "204": {description: Stored.}
+"""
+
+
+def test_a_changed_referenced_file_gets_a_package_of_its_own(tmp_path: Path) -> None:
+    spec, cache = tmp_path / "api.yaml", tmp_path / "cache"
+    spec.write_text(ROOT_OF_TWO)
+    thing = tmp_path / "thing.yaml"
+    thing.write_text("type: object\nproperties: {name: {type: string, maxLength: 3}}\n")
+    before = create_mock_app(spec, cache_dir=cache).test_client()
+    assert before.post("/things", json={"name": "long"}).status_code == 400
+    thing.write_text("type: object\nproperties: {name: {type: string, maxLength: 10}}\n")
+    after = create_mock_app(spec, cache_dir=cache).test_client()  # same process, same root
+    assert after.post("/things", json={"name": "long"}).status_code == 204
+    assert before.post("/things", json={"name": "long"}).status_code == 400
