@@ -157,8 +157,7 @@ def status_and_code(response: Any) -> tuple[int, str | None]:
         try:
             code = response.json().get("code")
         except ValueError:
-            """The status and, on an error, the problem's `code` (None when the body has none)."""
-    code = None
+            code = None
     return response.status_code, code
 
 
