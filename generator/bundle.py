@@ -216,16 +216,11 @@ class _Bundler:
         document = self.load(path, ref, file, at)
         if document is None:
             return None
-        node: Any = document.data
-        for token in jsonpointer.split(pointer):
-            if isinstance(node, dict) and token in node:
-                node = node[token]
-            elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
-                node = node[int(token)]
-            else:
-                self.problem(file, at, f"$ref {ref!r} does not resolve: no {pointer!r} in it")
-                return None
-        return node
+        try:
+            return jsonpointer.resolve(document.data, pointer)
+        except LookupError:
+            self.problem(file, at, f"$ref {ref!r} does not resolve: no {pointer!r} in it")
+            return None
 
     def load(self, path: Path, ref: str, file: Path, at: str) -> loader.Document | None:
         if path in self.files:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 Part = str | int
 
@@ -37,3 +38,16 @@ def split(pointer: str) -> list[str]:
 def parent(pointer: str) -> str:
     """The pointer one level up; the root is its own parent."""
     return pointer.rsplit("/", 1)[0] if pointer else ""
+
+
+def resolve(document: Any, pointer: str) -> Any:
+    """The node `pointer` names inside `document`; `LookupError` when there is none."""
+    node = document
+    for token in split(pointer):
+        if isinstance(node, dict) and token in node:
+            node = node[token]
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            raise LookupError(pointer)
+    return node

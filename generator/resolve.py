@@ -88,15 +88,12 @@ class Resolver:
         return value, pointer
 
     def _get(self, pointer: str, ref: str) -> Any:
-        node: Any = self.document
-        for token in jsonpointer.split(pointer):
-            if isinstance(node, dict) and token in node:
-                node = node[token]
-            elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
-                node = node[int(token)]
-            else:
-                raise RefError(f"$ref {ref!r} does not resolve: no {pointer!r} in the document")
-        return node
+        try:
+            return jsonpointer.resolve(self.document, pointer)
+        except LookupError:
+            raise RefError(
+                f"$ref {ref!r} does not resolve: no {pointer!r} in the document"
+            ) from None
 
 
 def iter_refs(node: Any, pointer: str = "") -> Iterator[tuple[str, str]]:

@@ -20,10 +20,12 @@ from flask import Flask
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from contract_tests.live import LiveServer
 from server.storage import repositories as repo
 from server.storage.models import Membership, User
 from server.storage.types import utcnow
 from tests.conftest import AppFactory
+from tests.reliability.edge import backends, edge_server
 
 # Every race ends within this (a request that hangs fails the test instead of the run).
 RACE_TIMEOUT_S = 30.0
@@ -167,3 +169,13 @@ def race(scene: Scene) -> Iterator[Callable[..., list[Answer]]]:
 
     yield run
     pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture(scope="module", params=backends())
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """A live ``gantry serve`` with the default edge settings, one per module and backend (a
+    module that needs other settings, as the slow-client tests do, defines its own)."""
+    with edge_server(request.param, tmp_path_factory.mktemp(f"edge-{request.param}")) as live:
+        yield live

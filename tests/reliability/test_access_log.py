@@ -5,24 +5,15 @@ about malformed requests, not through a log format that adds the Authorization h
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import pytest
 import requests
 
 from contract_tests.live import LiveServer
 from server.serving.redact import REDACTED, RedactSecrets, redact
-from tests.reliability.edge import EDGE_TOKEN, backends, edge_server, exchange
+from tests.reliability.edge import EDGE_TOKEN, exchange
 
 API_KEY = "sk_" + "Q" * 40
-
-
-@pytest.fixture(scope="module", params=backends())
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    with edge_server(request.param, tmp_path_factory.mktemp(f"log-{request.param}")) as live:
-        yield live
 
 
 def test_tokens_sent_to_the_server_are_not_logged(server: LiveServer) -> None:

@@ -7,13 +7,11 @@ Each request below is sent as raw bytes (no client library would send them) to a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import jsonschema
 import pytest
 
 from contract_tests.live import LiveServer
-from tests.reliability.edge import EDGE_TOKEN, backends, edge_server, exchange
+from tests.reliability.edge import EDGE_TOKEN, exchange
 
 HOST = b"Host: 127.0.0.1\r\n"
 LOGIN = b"POST /api/v1/auth/login HTTP/1.1\r\n" + HOST + b"Content-Type: application/json\r\n"
@@ -75,14 +73,6 @@ REFUSALS: dict[str, tuple[bytes, int, str]] = {
         "header_fields_too_large",
     ),
 }
-
-
-@pytest.fixture(scope="module", params=backends())
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    with edge_server(request.param, tmp_path_factory.mktemp(f"refusals-{request.param}")) as live:
-        yield live
 
 
 @pytest.mark.parametrize("name", list(REFUSALS))
