@@ -12,7 +12,7 @@ PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check 
 SPEC   := spec/openapi.yaml
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser generate check-generated migration serve test test-unit test-contract contract contract-selftest differential lint typecheck bench bench-generate clean
+.PHONY: help setup browser generate check-generated migration serve soak test test-unit test-contract contract contract-selftest differential lint typecheck bench bench-generate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -57,6 +57,11 @@ contract: $(STAMP) ## the contract suite against a live server: make contract BA
 	@GANTRY_CONTRACT_BASE_URL='$(BASE_URL)' GANTRY_CONTRACT_TOKEN='$(TOKEN)' $(BIN)/python -m pytest \
 		contract_tests/test_contract.py -p no:cacheprovider -o junit_family=xunit2 --junitxml=$(CONTRACT_REPORT)
 
+SOAK_RUNS ?= 500
+soak: $(STAMP) ## the run queue's proofs at full size: 500 runs through 4 executor processes killed and stalled at random, and 300 random call sequences (SQLite, and PostgreSQL with GANTRY_TEST_DATABASE_URL)
+	GANTRY_KILL_RUNS=$(SOAK_RUNS) GANTRY_KILL_KILLS=40 GANTRY_KILL_STALLS=10 GANTRY_KILL_TIMEOUT_S=1200 \
+		GANTRY_STATE_EXAMPLES=300 $(BIN)/python -m pytest tests/runs/test_kill.py tests/runs/test_state_machine.py -q -s -p no:cacheprovider
+
 contract-selftest: $(STAMP) ## plant each known bug in the app, one at a time; fail unless the contract suite catches it
 	$(BIN)/python -m contract_tests.selftest
 
@@ -81,11 +86,18 @@ $(BENCH_STAMP): $(STAMP)
 	$(PIP_INSTALL) -e '.[bench]'
 	@touch $@
 
-bench: $(BENCH_STAMP) ## Gantry vs Flask, Connexion, openapi-core (~8 min); writes var/bench/latest.json
+bench: $(BENCH_STAMP) ## Gantry vs Flask, Connexion, openapi-core, start-up and memory by document size (~9 min); writes var/bench/latest.json
 	@command -v wrk >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || apt-get install -y wrk >/dev/null 2>&1 \
 		|| { apt-get update >/dev/null 2>&1 && apt-get install -y wrk >/dev/null 2>&1; } \
 		|| echo "wrk unavailable: the bench falls back to its Python load client"
 	$(BIN)/python -m bench
+
+.PHONY: bench-gateway
+bench-gateway: $(BENCH_STAMP) ## the AI gateway vs its upstream called directly and vs LiteLLM's proxy (~4 min, plus LiteLLM's install into var/ once); writes var/bench/gateway.json
+	@command -v wrk >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || apt-get install -y wrk >/dev/null 2>&1 \
+		|| { apt-get update >/dev/null 2>&1 && apt-get install -y wrk >/dev/null 2>&1; } \
+		|| echo "wrk unavailable: the bench falls back to its Python load client"
+	$(BIN)/python -m bench.gateway
 
 bench-generate: $(STAMP) ## gantry generate vs datamodel-code-generator on 50/400/2,000-op specs, and a large mock's start-up (~7 min); writes var/bench/generate.json
 	$(BIN)/python bench/generate/run.py

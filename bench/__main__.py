@@ -1,16 +1,24 @@
-"""``make bench`` / ``python -m bench``: the whole benchmark in one run, about 6 to 9 minutes.
+"""``make bench`` / ``python -m bench``: the whole benchmark in one run, about 7 to 10 minutes.
 
 1. In-process µs per request, four variants by four requests, round-robin (``bench.inprocess``).
 2. Start-up: import + app factory in a fresh interpreter, per variant and for the full API.
-3. Over HTTP: gunicorn, 2 workers per variant, all four up at once and loaded in turn
+3. Start-up and worker memory by document size: today's spec and a synthetic document of 500
+   operations and 1,000 schemas through the real runtime, per operation (``bench.growth``).
+4. Over HTTP: gunicorn, 2 workers per variant, all four up at once and loaded in turn
    (round-robin), then each variant's worker RSS.
-4. The real API on SQLite (``bench.real_api``).
+5. The real API on SQLite (``bench.real_api``).
+6. The run queue on PostgreSQL (``bench.queue``): runs claimed and completed per second with
+   1, 2 and 4 executors, and a claim's cost against a bare ``UPDATE … RETURNING``.
+7. The SDK prompt fetch over HTTP, 200 and 304, against a static file served by the same stack
+   (``bench.sdk_fetch``).
 
 Writes ``var/bench/latest.json``:
 ``{"inprocess_us": {VARIANT: {REQUEST: median}}, "http_rps": {...}, "http_rps_ratio": {...},
-"http_cpu_us": {...}, "startup_s": {VARIANT: s}, "rss_mib": {VARIANT: MiB}, "real_api": {...},
-"meta": {...}}``. ``http_rps_ratio`` is the median over rounds of each variant's requests per
-second over the floor's in the same round (what the HTTP target is checked on).
+"http_cpu_us": {...}, "startup_s": {VARIANT: s}, "growth": {ROW: {...}, "growth": {...}},
+"rss_mib": {VARIANT: MiB}, "real_api": {...}, "run_queue": {...}, "sdk_fetch": {...},
+"meta": {...}}``. ``http_rps_ratio`` is the
+median over rounds of each variant's requests per second over the floor's in the same round
+(what the HTTP target is checked on).
 ``http_cpu_us`` is the CPU time the gunicorn workers spent per request over HTTP: on a shared
 machine, other jobs lower requests per second but hardly CPU time per request.
 """
@@ -32,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.contract.apps import VARIANTS
+from bench.growth import run as growth
 from bench.inprocess import build_calls, measure, quiet_logs
 from bench.over_http import Server, describe_tool, load
 from bench.requests import EXPECTED_STATUS, REQUESTS, bench_requests
@@ -254,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_logs()
     result: dict[str, Any] = {}
 
-    log("1/4 in-process")
+    log("1/5 in-process")
     calls, runner = build_calls()
     try:
         result["inprocess_us"] = {
@@ -265,16 +274,20 @@ def main(argv: list[str] | None = None) -> int:
         runner.close()
     log(ratio_table("in-process, median µs per request", result["inprocess_us"], "µs", "lower"))
 
-    log("2/4 start-up")
+    log("2/5 start-up")
     startup, full_startup = measure_startup(1 if quick else 3, log)
     result["startup_s"] = startup
+
+    log("3/5 start-up and worker memory by document size")
+    result["growth"] = growth.measure(1 if quick else 3, log)
+    log(growth.table(result["growth"]))
 
     # Many short runs, round-robin: on a shared machine their median is steadier than a few long.
     connections, duration, rounds = 8, 1.0, (2 if quick else 14)
     result["http_rps"], result["http_rps_ratio"], result["http_cpu_us"] = {}, {}, {}
     result["rss_mib"] = {}
     if not args.no_http:
-        log(f"3/4 over HTTP ({describe_tool(connections, duration)}, {rounds} rounds)")
+        log(f"4/5 over HTTP ({describe_tool(connections, duration)}, {rounds} rounds)")
         http = measure_http(rounds=rounds, duration=duration, connections=connections, log=log)
         result["http_rps"], result["http_rps_ratio"] = http.rps, http.rps_ratio
         result["http_cpu_us"], result["rss_mib"] = http.cpu_us, http.rss_mib
@@ -296,11 +309,24 @@ def main(argv: list[str] | None = None) -> int:
 
     real: dict[str, Any] = {"startup": full_startup}
     if not args.no_http:
-        log("4/4 the real API")
+        log("5/5 the real API")
         from bench import real_api
 
         real.update(real_api.run(duration=3.0, connections=connections, rounds=3, log=log))
     result["real_api"] = real
+
+    log("6. the run queue on PostgreSQL")
+    from bench import queue as queue_bench
+
+    result["run_queue"] = queue_bench.run(log, quick=quick)
+
+    if not args.no_http:
+        log("7. the SDK prompt fetch over HTTP")
+        from bench import sdk_fetch
+
+        result["sdk_fetch"] = sdk_fetch.run(
+            duration=3.0, connections=connections, rounds=2 if quick else 5, log=log
+        )
 
     result["meta"] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -336,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         log("  where the time goes (profile, % of own time):")
         for name, shares in real["breakdown_pct"].items():
             log(f"  {name:15s} " + "  ".join(f"{k} {v:.1f}%" for k, v in shares.items()))
+    if "sdk_fetch" in result:
+        log(sdk_fetch.table(result["sdk_fetch"]))
     log("targets:")
     for label, met, figure in targets(result):
         log(f"  [{'met' if met else 'NOT met'}] {label}: {figure}")

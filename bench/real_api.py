@@ -167,8 +167,8 @@ def _category(filename: str, function: str) -> str:
         part in path
         for part in (
             "/server/runtime/auth.py",
-            "/server/runtime/credentials.py",
-            "/server/runtime/roles.py",
+            "/server/domain/credentials.py",
+            "/server/domain/roles.py",
             "/server/security.py",
             "hashlib",
             "hmac",
@@ -177,7 +177,7 @@ def _category(filename: str, function: str) -> str:
         return "auth"
     if (
         "/json/" in path
-        or "/server/handlers/_serialize.py" in path
+        or "/server/runtime/present.py" in path
         or function
         in (
             "render",

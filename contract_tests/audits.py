@@ -11,7 +11,7 @@ from typing import Any
 
 from contract_tests import rules, spec
 from contract_tests.probing import Probe
-from contract_tests.runner import Finding, send_and_check
+from contract_tests.runner import Finding, OutOfReach, send_and_check
 from contract_tests.world import Made, World, evaluate
 
 
@@ -22,12 +22,20 @@ def audit(world: World, schema: Any, rule: rules.Audited) -> list[Finding]:
     log = spec.by_id(str(rules.audit_log(world.doc)))
     assert world.scope is not None
     request = world.request_for(op, world.allowed_caller(op, world.scope))
+    if request.refusal is not None:
+        raise OutOfReach(f"no success to audit: {request.refusal.why}")
     response, found = send_and_check(schema, request)
     probe.findings.extend(found)
     if not probe.succeeded(response, op, "the audited call"):
         return probe.findings
     made = Made(request=request, body=response.json() if response.content else None)
-    target, workspace = evaluate(rule.target, made), evaluate(rule.workspace, made)
+    target = evaluate(rule.target, made)
+    # By default the request's workspace: the path's, or the scope its flat path's item was made in.
+    workspace = (
+        evaluate(rule.workspace, made)
+        if rule.workspace
+        else request.path.get(spec.WORKSPACE_PARAM, request.scope.workspace_id)
+    )
     owner = probe.caller(world.scope, "owner_pat")  # the owner of every workspace of the world
     events = probe.items(
         log, owner, request.scope, {spec.WORKSPACE_PARAM: workspace}, {"action": rule.action}

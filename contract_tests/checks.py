@@ -7,8 +7,9 @@ reads the convention from the response and the spec, never from a list of operat
 
 * ``problem_details``: every 4xx/5xx is ``application/problem+json`` whose ``status`` is the HTTP
   status, whose ``code`` is one the spec documents for that status on that operation, and whose
-  ``request_id`` is the ``X-Request-Id`` header; 401 carries ``WWW-Authenticate``, 405 ``Allow``
-  and 429 ``Retry-After``.
+  ``request_id`` is the ``X-Request-Id`` header, or, on an operation that declares
+  ``x-gantry-error-format``, that API's native envelope; 401 carries ``WWW-Authenticate``, 405
+  ``Allow`` and 429 ``Retry-After``.
 * ``pagination``: a first page of a list (the pagination convention) walked with a small
   ``limit`` returns every item exactly once, in the declared order, never more than ``limit``
   per page, ending with ``next_cursor: null``; a tampered cursor and a cursor of another list
@@ -36,6 +37,7 @@ from urllib.parse import urlsplit
 import schemathesis
 
 from contract_tests import spec
+from contract_tests.sending import call_case, validate_case
 
 PROBLEM_JSON = "application/problem+json"
 MAX_WALKS_PER_LIST = 4  # per process and list operation, for walks started by generated cases
@@ -71,10 +73,54 @@ def _sent_method(response: Any) -> str:
 
 @schemathesis.check
 def problem_details(ctx: Any, response: Any, case: Any) -> None:
-    """Every 4xx/5xx is a problem document that agrees with the response and the spec."""
+    """Every 4xx/5xx is a problem document that agrees with the response and the spec, or the
+    native envelope the operation declares (``x-gantry-error-format``)."""
     status = response.status_code
     if status < 400:
         return None
+    method = _sent_method(response)
+    native = document_of(case).error_format_at(method, case.operation.path)
+    if native is not None:
+        _native_error(response, status, native)
+    else:
+        _problem(response, status, case, method)
+    if status == 401:
+        assert _header(response, "www-authenticate"), "401 without WWW-Authenticate"
+    if status == 405:
+        assert _header(response, "allow"), "405 without Allow"
+    if status == 429:
+        assert _header(response, "retry-after"), "429 without Retry-After"
+    return None
+
+
+def _native_error(response: Any, status: int, native: str) -> None:
+    """An error in another API's envelope: ``openai`` (``{"error": {message, type, param,
+    code}}``) or ``anthropic`` (``{"type": "error", "error": {type, message}, request_id}``),
+    with the ``X-Request-Id`` every answer carries."""
+    ctype = (_header(response, "content-type") or "").split(";")[0].strip()
+    assert ctype == "application/json", (
+        f"{status} in the {native} envelope answered with Content-Type {ctype!r}, not "
+        "application/json"
+    )
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        raise AssertionError(f"{status} {native} error body is not JSON") from None
+    error = body.get("error") if isinstance(body, dict) else None
+    assert isinstance(error, dict), f"{status} is not in the {native} envelope (no `error` object)"
+    assert isinstance(error.get("message"), str) and isinstance(error.get("type"), str), (
+        f"{status} {native} error without a string `message` and `type`"
+    )
+    request_id = _header(response, "x-request-id")
+    assert request_id, f"{status} {native} error without X-Request-Id"
+    if native == "anthropic":
+        assert body.get("type") == "error", f"{status} anthropic error whose type is not `error`"
+        assert body.get("request_id") == request_id, (
+            f"anthropic error request_id {body.get('request_id')!r} != X-Request-Id {request_id!r}"
+        )
+
+
+def _problem(response: Any, status: int, case: Any, method: str) -> None:
     ctype = (_header(response, "content-type") or "").split(";")[0].strip()
     assert ctype == PROBLEM_JSON, (
         f"{status} answered with Content-Type {ctype!r}, not {PROBLEM_JSON}"
@@ -85,7 +131,6 @@ def problem_details(ctx: Any, response: Any, case: Any) -> None:
         raise AssertionError(f"{status} problem body is not JSON") from None
     assert isinstance(body, dict), f"{status} problem body is not an object"
     assert body.get("status") == status, f"problem status {body.get('status')!r} != HTTP {status}"
-    method = _sent_method(response)
     documented = document_of(case).codes_for(f"{method} {case.operation.path}", status)
     assert body.get("code") in documented, (
         f"problem code {body.get('code')!r} is not documented for {status} on "
@@ -95,13 +140,6 @@ def problem_details(ctx: Any, response: Any, case: Any) -> None:
     assert request_id and body.get("request_id") == request_id, (
         f"problem request_id {body.get('request_id')!r} != X-Request-Id {request_id!r}"
     )
-    if status == 401:
-        assert _header(response, "www-authenticate"), "401 without WWW-Authenticate"
-    if status == 405:
-        assert _header(response, "allow"), "405 without Allow"
-    if status == 429:
-        assert _header(response, "retry-after"), "429 without Retry-After"
-    return None
 
 
 @schemathesis.check
@@ -185,9 +223,12 @@ def _auth_of(response: Any) -> dict[str, str]:
     return {k: v for k, v in sent.items() if k.lower() in keep}
 
 
-def item_key(item: Any) -> Any:
-    """An item's identity: its ``id``, else its ``*_id`` fields (a member is workspace + user)."""
+def item_key(item: Any, field: str | None = None) -> Any:
+    """An item's identity: the ``field`` that names it (``Document.item_identity``), else its
+    ``id``, else its ``*_id`` fields (a member is workspace + user)."""
     if isinstance(item, dict):
+        if field is not None and field in item:
+            return item[field]
         if "id" in item:
             return item["id"]
         ids = tuple(sorted((k, v) for k, v in item.items() if k.endswith("_id")))
@@ -227,12 +268,15 @@ def walk_list(
     Pages fetched here go through every other check too (``validate``), so a broken follow-up
     page is reported as what it is (a 500, a wrong schema) rather than as a pagination bug.
     """
-    from contract_tests.runner import call_case, validate_case
-
     send = send or (lambda c: call_case(c, headers=auth))
     op = spec.by_label(case.operation.label)
     assert op is not None
     label = case.operation.label
+    identity = document_of(case).item_identity(op)
+
+    def key_of(item: Any) -> Any:
+        return item_key(item, identity)
+
     maximum = int((spec.query_param(op, "limit").schema or {}).get("maximum", 200))
     base_query = {k: v for k, v in (case.query or {}).items() if k not in ("limit", "cursor")}
     order_param = spec.query_param(op, "order")
@@ -283,7 +327,7 @@ def walk_list(
     small = min(small, maximum)
     pages, cursors = collect(small)
     walked = [item for page in pages for item in page]
-    keys = [item_key(i) for i in walked]
+    keys = [key_of(i) for i in walked]
     duplicates = sorted({str(k) for k in keys if keys.count(k) > 1})
     assert not duplicates, (
         f"{label}: walking with limit={small} returned items on two pages: {', '.join(duplicates)}"
@@ -303,14 +347,14 @@ def walk_list(
     edges = {n: collect(n)[0] for n in {len(reference), len(reference) - 1} if 1 <= n <= maximum}
     again_pages, _ = collect(maximum)
     again = [item for page in again_pages for item in page]
-    if [item_key(i) for i in again] == [item_key(i) for i in reference]:  # nothing changed
-        assert keys == [item_key(i) for i in reference], (
+    if [key_of(i) for i in again] == [key_of(i) for i in reference]:  # nothing changed
+        assert keys == [key_of(i) for i in reference], (
             f"{label}: walking with limit={small} returned {len(walked)} items, the list has "
-            f"{len(reference)}: missing {sorted({str(k) for k in map(item_key, reference)} - {str(k) for k in keys})[:5]}"
+            f"{len(reference)}: missing {sorted({str(k) for k in map(key_of, reference)} - {str(k) for k in keys})[:5]}"
         )
         for edge, edge_pages in edges.items():
-            got = [item_key(i) for page in edge_pages for i in page]
-            assert got == [item_key(i) for i in reference] and len(edge_pages) == -(
+            got = [key_of(i) for page in edge_pages for i in page]
+            assert got == [key_of(i) for i in reference] and len(edge_pages) == -(
                 -len(reference) // edge
             ), (
                 f"{label}: walking {len(reference)} items with limit={edge} gave "

@@ -13,6 +13,7 @@ suite is not told, and must find it on its own with its ordinary checks.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -21,16 +22,19 @@ from typing import Any
 from flask import Response
 from sqlalchemy import delete, select
 
-from server.handlers import _serialize as ser
-from server.handlers._common import body_fields, sent_fields
-from server.handlers._serialize import DEFAULT_SETTINGS
-from server.runtime.dispatch import GantryGuard, render, resolve_handler
+from server.domain import errors as rule
+from server.domain.values import plain
+from server.runtime.dispatch import GantryGuard, resolve_handler
 from server.runtime.errors import Conflict, Forbidden, NotFound
-from server.runtime.pagination import PageRequest
+from server.runtime.pagination import Key, PageRequest
 from server.storage import repositories as repo
 from server.storage.models import ApiKey, AuditEvent, Membership, PersonalAccessToken
 
 Wrapper = Callable[..., Any]
+_WORKSPACE = "/api/v1/workspaces/[^/]+"  # a workspace's path, as a regular expression
+# A handler's refusals: the runtime's errors, or the domain's, which the runtime maps to them.
+NOT_FOUND = (NotFound, rule.NotFound)
+CONFLICT = (Conflict, rule.Conflict)
 
 
 @dataclass(frozen=True)
@@ -89,15 +93,17 @@ def _handler(operation_id: str, wrap: Callable[[Any], Any]) -> Callable[[Any], A
 
 def _middleware(
     method: str,
-    path_part: str,
+    path: str,
     edit: Callable[[int, list[tuple[str, str]], bytes], tuple[list[tuple[str, str]], bytes]],
 ) -> Callable[[Any], Any]:
-    """A WSGI middleware that rewrites the responses of matching requests."""
+    """A WSGI middleware that rewrites the responses of requests whose path matches the
+    regular expression ``path`` (whole)."""
+    pattern = re.compile(path)
 
     def install(app: Any) -> Any:
         def wrapped(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-            if environ.get("REQUEST_METHOD") != method or path_part not in environ.get(
-                "PATH_INFO", ""
+            if environ.get("REQUEST_METHOD") != method or not pattern.fullmatch(
+                environ.get("PATH_INFO", "")
             ):
                 return app(environ, start_response)  # type: ignore[no-any-return]
             captured: dict[str, Any] = {}
@@ -136,50 +142,65 @@ def _skip_auth() -> Fault:
 
 
 def _wrong_type() -> Fault:
-    def wrap(handler: Any) -> Any:
-        def faulty(req: Any) -> Any:
-            result = handler(req)
-            result["settings"] = {
-                **result["settings"],
-                "max_members": str(result["settings"]["max_members"]),
-            }
-            return result
-
-        return faulty
+    def edit(
+        code: int, headers: list[tuple[str, str]], body: bytes
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        if code == 200:
+            workspace = json.loads(body)
+            settings = workspace["settings"]
+            settings["max_members"] = str(settings["max_members"])
+            body = json.dumps(workspace).encode()
+        return headers, body
 
     return Fault(
         "wrong_type_field",
-        "a handler that returns settings.max_members as a string",
+        "a workspace answered with settings.max_members as a string",
         "getWorkspace",
-        handlers=_handler("getWorkspace", wrap),
+        middleware=_middleware("GET", _WORKSPACE, edit),
     )
 
 
 def _undocumented_status() -> Fault:
-    def wrap(handler: Any) -> Any:
-        def faulty(req: Any) -> Any:
-            response = render(handler(req))
-            response.status_code = 202
-            return response
+    def answer_202(app: Any) -> Any:
+        pattern = re.compile(_WORKSPACE)
 
-        return faulty
+        def wrapped(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+            def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                if status.startswith("200 "):
+                    status = "202 Accepted"
+                return start_response(status, headers, exc_info)
+
+            if environ.get("REQUEST_METHOD") == "PATCH" and pattern.fullmatch(
+                environ.get("PATH_INFO", "")
+            ):
+                return app(environ, start)  # type: ignore[no-any-return]
+            return app(environ, start_response)  # type: ignore[no-any-return]
+
+        return wrapped
 
     return Fault(
         "undocumented_status",
         "an update answering 202, which the spec does not document",
         "updateWorkspace",
-        handlers=_handler("updateWorkspace", wrap),
+        middleware=answer_202,
     )
+
+
+def _cursor_key(key: Callable[[Any], Key] | None) -> Callable[[Any], Key]:
+    """The key a page's cursor is made of: the handler's, else the list convention's."""
+    return key or (lambda row: (row.created_at, row.id))
 
 
 class _RepeatingPage(PageRequest):
     """Issues the next cursor one item early, so the next page repeats the last item."""
 
-    def respond(self, rows: Any, serialize: Any, key: Any, total: int | None = None) -> Any:
+    def respond(
+        self, rows: Any, serialize: Any = None, key: Any = None, total: int | None = None
+    ) -> Any:
         body = super().respond(rows, serialize, key, total)
         page = rows[: self.limit]
         if body["next_cursor"] is not None and len(page) >= 2:
-            body["next_cursor"] = self.codec.encode(self.scope, key(page[-2]))
+            body["next_cursor"] = self.codec.encode(self.scope, _cursor_key(key)(page[-2]))
         return body
 
 
@@ -225,7 +246,7 @@ def _list_ignores_limit() -> Fault:
 def _boundary_500() -> Fault:
     def wrap(handler: Any) -> Any:
         def faulty(req: Any) -> Any:
-            if len(str(body_fields(req)[0].get("name", ""))) == 100:  # the spec's maxLength
+            if len(str(plain(getattr(req.body, "name", "")))) == 100:  # the spec's maxLength
                 raise RuntimeError("name buffer overflow")
             return handler(req)
 
@@ -243,7 +264,7 @@ def _leaks_403() -> Fault:
     def authorize(inner: Any, op: Any, principal: Any, path: Any, session: Any) -> Any:
         try:
             return inner.authorize(op, principal, path, session)
-        except NotFound:
+        except NOT_FOUND:
             raise Forbidden(
                 "You are not a member of this workspace.", code="insufficient_role"
             ) from None
@@ -253,6 +274,23 @@ def _leaks_403() -> Fault:
         "a non-member told 403 (the workspace exists) instead of 404",
         "getWorkspace",
         guard=_guard("getWorkspace", authorize=authorize),
+    )
+
+
+def _gateway_role_skipped() -> Fault:
+    def authorize(inner: Any, op: Any, principal: Any, path: Any, session: Any) -> Any:
+        try:
+            return inner.authorize(op, principal, path, session)
+        except Forbidden as exc:
+            if exc.code != "insufficient_role":
+                raise
+            return "admin"  # the role check of the flat path skipped: any member gets in
+
+    return Fault(
+        "gateway_role_skipped",
+        "a provider updated by a viewer (the role check skipped on a flat gateway item path)",
+        "updateProvider",
+        guard=_guard("updateProvider", authorize=authorize),
     )
 
 
@@ -286,7 +324,7 @@ def _not_problem_json() -> Fault:
         "not_problem_json",
         "a 404 answered with a plain JSON body, not a problem",
         "revokeApiKey",
-        middleware=_middleware("DELETE", "/api-keys/", edit),
+        middleware=_middleware("DELETE", f"{_WORKSPACE}/api-keys/[^/]+", edit),
     )
 
 
@@ -319,11 +357,13 @@ def _no_csrf() -> Fault:
 class _FullLastPage(PageRequest):
     """Offers a next cursor whenever the page is full, even when nothing follows."""
 
-    def respond(self, rows: Any, serialize: Any, key: Any, total: int | None = None) -> Any:
+    def respond(
+        self, rows: Any, serialize: Any = None, key: Any = None, total: int | None = None
+    ) -> Any:
         body = super().respond(rows, serialize, key, total)
         page = rows[: self.limit]
         if body["next_cursor"] is None and page and len(page) == self.limit:
-            body["next_cursor"] = self.codec.encode(self.scope, key(page[-1]))
+            body["next_cursor"] = self.codec.encode(self.scope, _cursor_key(key)(page[-1]))
         return body
 
 
@@ -339,15 +379,14 @@ def _full_last_page_cursor() -> Fault:
 def _patch_resets_nested() -> Fault:
     def wrap(handler: Any) -> Any:
         def faulty(req: Any) -> Any:
-            result = handler(req)
-            _, sent = body_fields(req)
-            given = sent_fields(getattr(req.body, "settings", None)) or frozenset()
-            if "settings" in sent and "max_members" not in given:  # treated as a replacement
-                ws = repo.get_workspace(req.db, str(req.path["workspace_id"]))
-                settings = {**ws.settings, "max_members": DEFAULT_SETTINGS["max_members"]}
+            sent = req.body.model_fields_set
+            given: frozenset[str] = getattr(req.body.settings, "model_fields_set", frozenset())
+            ws = repo.get_workspace(req.db, str(req.path["workspace_id"]))
+            if ws is not None and "settings" in sent and "max_members" not in given:
+                # treated as a replacement
+                settings = {**ws.settings, "max_members": 100}  # the spec's default
                 repo.update_workspace(req.db, ws, settings=settings)
-                result["settings"] = {**result["settings"], "max_members": settings["max_members"]}
-            return result
+            return handler(req)  # merges the settings sent into the ones just reset
 
         return faulty
 
@@ -418,7 +457,7 @@ def _last_owner_removed() -> Fault:
         def faulty(req: Any) -> Any:
             try:
                 return handler(req)
-            except Conflict as exc:
+            except CONFLICT as exc:
                 if exc.code != "last_owner":
                     raise
                 return None  # 204, as if removed
@@ -438,7 +477,7 @@ def _revoked_key_revoked_again() -> Fault:
         def faulty(req: Any) -> Any:
             try:
                 return handler(req)
-            except NotFound:
+            except NOT_FOUND:
                 found = req.db.get(ApiKey, str(req.path["key_id"]))
                 if found is not None and found.workspace_id == req.path["workspace_id"]:
                     return None  # the status is not checked: a revoked key "revokes" again
@@ -460,9 +499,9 @@ def _foreign_token_renamed() -> Fault:
             row = req.db.get(PersonalAccessToken, str(req.path["token_id"]))
             if row is None or row.user_id == req.user_id or row.status != "active":
                 return handler(req)
-            data, _ = body_fields(req)  # found by id alone: another user's token is renamed
-            repo.update_pat(req.db, row, name=str(data["name"]))
-            return ser.token(row)
+            # Found by id alone: another user's token is renamed.
+            repo.update_pat(req.db, row, name=str(plain(req.body.name)))
+            return row
 
         return faulty
 
@@ -504,6 +543,7 @@ FAULTS: tuple[Fault, ...] = (
     _list_ignores_limit(),
     _boundary_500(),
     _leaks_403(),
+    _gateway_role_skipped(),
     _no_www_authenticate(),
     _not_problem_json(),
     _no_csrf(),

@@ -5,17 +5,21 @@ For every ``PATCH`` with a JSON object body (``rules.partial_updates``), on a fr
 1. set every field the body schema has (nested ones included) to a new value, so that no field
    still holds a default a faulty update could fall back to;
 2. change one field at a time: the read-back (a ``GET`` on the same path, else the answer) has
-   the new value there and every other field as before, ``updated_at`` aside;
+   the new value there and every other field the body can set as before (the convention's
+   "omitted fields stay unchanged"; what only the server sets, ``updated_at``, a status or a
+   flag derived from the fields, is the server's to change);
 3. send an explicit ``null`` to each nullable field: the field reads back ``null``.
 
 Fields the answer never shows (a password) cannot be read back and are left out. New values
 come from the field's schema: another enum value, the other boolean, a neighbouring integer, a
-fresh string that fits the pattern and length.
+fresh string of its ``format`` (a URI, an email, a date-time…) or that fits its pattern and
+length.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,6 +46,7 @@ def partial_update(world: World, schema: Any, operation_id: str) -> list[Finding
     if current is None:
         return probe.findings
     patch.root = _root_of(current, body_schema.get("properties") or {})
+    patch.settable = [leaf for leaf, _ in _leaves(world, body_schema)]
     leaves = [(leaf, s) for leaf, s in _leaves(world, body_schema) if _has(patch.at(current), leaf)]
     everything = {leaf: _new_value(world, s, _get(patch.at(current), leaf)) for leaf, s in leaves}
     current = patch.apply(everything, current) or current
@@ -61,6 +66,7 @@ class _Patch:
         self.probe, self.op, self.request = probe, op, request
         self.reader = reader_of(op)
         self.root: Leaf = ()  # where the body's fields are in the read-back
+        self.settable: list[Leaf] = []  # the fields the body can set, under ``root``
 
     def at(self, document: Any) -> Any:
         return _get(document, self.root)
@@ -96,9 +102,12 @@ class _Patch:
                     f"sent {'.'.join(leaf)}={value!r}, read back {_get(self.at(after), leaf)!r}",
                 )
         changed = {(*self.root, *leaf) for leaf in values}
+        settable = [(*self.root, *leaf) for leaf in self.settable]
         for place, value in _flat(before).items():
             if any(place[: len(c)] == c for c in changed) or VOLATILE & set(place):
                 continue
+            if not any(place[: len(s)] == s or s[: len(place)] == place for s in settable):
+                continue  # only the server sets it
             if _get(after, place) != value:
                 self.probe.fail(
                     self.op,
@@ -206,14 +215,46 @@ def _new_value(world: World, schema: Any, current: Any) -> Any:
 
 
 def _new_string(world: World, schema: Mapping[str, Any]) -> str:
-    if schema.get("format") == "date-time":
-        moment = datetime.now(UTC) + timedelta(days=30, seconds=next(world._counter))
-        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-    if schema.get("format") == "email":
-        return world.unique_email("patched")
-    value = world.unique("patched").lower()
-    value = value.ljust(int(schema.get("minLength", 0)), "x")[: int(schema.get("maxLength", 64))]
+    """A fresh value of a string schema: its ``format`` first, then a candidate that fits its
+    ``pattern`` and length (a slug, the same without punctuation, the schema's example with
+    new digits); the first candidate when none fits, which the server then refuses, visibly."""
+    number = next(world._counter)
+    by_format = _formatted(world, str(schema.get("format") or ""), number)
+    low, high = int(schema.get("minLength", 0)), int(schema.get("maxLength", 64))
+    if by_format is not None:
+        return by_format
+    tag = world.unique("patched").lower()
+    candidates = [tag, re.sub(r"[^a-z0-9]", "", tag) or "patched"]
+    examples = [e for e in (schema.get("examples") or ()) if isinstance(e, str)]
+    candidates += [_renumbered(e, number) for e in examples]
+    fitted = [c.ljust(low, "x")[:high] for c in candidates]
     pattern = schema.get("pattern")
-    if pattern and not re.search(str(pattern), value):
-        value = re.sub(r"[^a-z0-9]", "", value) or "patched"
-    return value
+    for value in fitted:
+        if not pattern or re.search(str(pattern), value):
+            return value
+    return fitted[0]
+
+
+def _formatted(world: World, form: str, number: int) -> str | None:
+    """A fresh value of a string ``format`` the suite knows (None for any other)."""
+    moment = datetime.now(UTC) + timedelta(days=30, seconds=number)
+    if form == "date-time":
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if form == "date":
+        return (moment + timedelta(days=number)).strftime("%Y-%m-%d")
+    if form == "email":
+        return world.unique_email("patched")
+    if form in ("uri", "url", "iri"):
+        return f"https://patched-{world.run}-{number}.example.com/v1"
+    if form in ("hostname", "idn-hostname"):
+        return f"patched-{world.run}-{number}.example.com"
+    if form == "uuid":
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{world.run}-{number}"))
+    return None
+
+
+def _renumbered(example: str, number: int) -> str:
+    """``example`` with its digits replaced by ``number``'s (repeated), the rest kept."""
+    digits = str(number)
+    found = iter(range(len(example)))
+    return re.sub(r"[0-9]", lambda _: digits[next(found) % len(digits)], example)

@@ -7,8 +7,8 @@ bounded number of requests per declaration:
 
 * ``grants``: every member role allowed to call the operation grants (or takes away) every
   role; inside the role's grants it is served, outside it is 403 ``insufficient_role``;
-* ``precondition``: the declared state, the declared request, the 409 ``code``, and the list
-  the resource is in unchanged;
+* ``precondition``: the declared state and set-up (``given``), the declared request, the 409
+  ``code``, and the list the resource is in unchanged;
 * ``state_machine``: from every reachable state, every transition; the allowed ones are served
   and leave the declared state, the others get the declared refusal;
 * ``ownership``: a resource of another workspace (or user) addressed by someone who may call the
@@ -25,7 +25,7 @@ from contract_tests.checks import item_key
 from contract_tests.patches import partial_update
 from contract_tests.probing import Probe, collection_of
 from contract_tests.runner import Finding
-from contract_tests.world import Caller, Made, Scope, World, evaluate
+from contract_tests.world import Caller, Made, Scope, World, WorldError, evaluate
 from generated.operations import Operation
 
 DENIED = (403, "insufficient_role")
@@ -77,7 +77,7 @@ def _grant_case(
     role: str,
     allowed: frozenset[str],
 ) -> None:
-    path: dict[str, Any] = {spec.WORKSPACE_PARAM: scope.workspace_id}
+    path = _scope_path(op, scope)
     if producer is not None and target is not None:
         made = probe.make(producer, scope, changes={str(rule.revokes or rule.grants): base})
         if made is None:
@@ -105,10 +105,14 @@ def _target_link(world: World, op: Operation) -> Any:
 
 
 def _path(op: Operation, scope: Scope, made: Made, link: Any) -> dict[str, Any]:
-    path = {name: evaluate(expr, made) for name, expr in link.parameters.items()}
+    return {**_scope_path(op, scope), **{n: evaluate(e, made) for n, e in link.parameters.items()}}
+
+
+def _scope_path(op: Operation, scope: Scope) -> dict[str, Any]:
+    """The scope's workspace, when the path names one (a flat path's comes with its item)."""
     if spec.WORKSPACE_PARAM in spec.path_params(op):
-        path[spec.WORKSPACE_PARAM] = scope.workspace_id
-    return path
+        return {spec.WORKSPACE_PARAM: scope.workspace_id}
+    return {}
 
 
 def _body(world: World, op: Operation, scope: Scope, changes: dict[Any, Any]) -> Any:
@@ -133,11 +137,20 @@ def precondition(world: World, schema: Any, rule: rules.Precondition) -> list[Fi
     op = spec.by_id(rule.operation_id)
     scope = world.new_scope()  # nothing else changed in it
     caller = probe.caller(scope, f"{rule.as_role}_pat")
-    path: dict[str, Any] = {spec.WORKSPACE_PARAM: scope.workspace_id}
+    path = _scope_path(op, scope)
     if rule.state is not None and not _reach(probe, op, scope, rule.state, path):
         return probe.findings
     for name, expression in rule.path.items():
         path[name] = _caller_value(world, caller, str(expression))
+    for name in spec.path_params(op):  # the target, made as any request to the operation is
+        if name not in path:
+            path[name] = world.resource_for(op, name, fresh=True, scope=scope)
+    if rule.given:
+        try:
+            world.run_given(rule.given, scope, path, f"the set-up of {rule.code}")
+        except WorldError as exc:
+            probe.fail(op, f"{rule.when} The set-up failed: {exc}")
+            return probe.findings
     body = _body(world, op, scope, dict(rule.body))
     listing = collection_of(op)
     list_path = {k: v for k, v in path.items() if listing and k in spec.path_params(listing)}
@@ -268,11 +281,12 @@ def ownership(world: World, schema: Any, owned: rules.Owned) -> list[Finding]:
     made = probe.make(producer, other, caller=maker)
     if made is None:
         return probe.findings
-    value = evaluate(owned.producer.parameters[owned.param], made)
+    # The resource as its producer's link names it (every parameter of a nested path).
+    named = {name: evaluate(expr, made) for name, expr in owned.producer.parameters.items()}
     listing = collection_of(op)
-    list_path = {k: v for k, v in made.request.path.items()}
+    list_path = {**made.request.path, **named}
     before = _item(probe, listing, maker, other, list_path, made)
-    path: dict[str, Any] = {owned.param: value}
+    path = dict(named)
     if spec.WORKSPACE_PARAM in spec.path_params(op):
         path[spec.WORKSPACE_PARAM] = home.workspace_id
     caller = world.allowed_caller(op, home)

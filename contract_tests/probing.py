@@ -11,16 +11,22 @@ from dataclasses import replace
 from typing import Any
 
 from contract_tests import spec
-from contract_tests.runner import Finding, send_and_check, status_and_code
+from contract_tests.runner import Finding, send_and_check
+from contract_tests.sending import status_and_code
 from contract_tests.world import Caller, Made, Request, Scope, World, WorldError, evaluate
 from generated.operations import Operation
 
 
 def collection_of(op: Operation) -> Operation | None:
-    """The list whose items the operation's path addresses (its path without the last segment)."""
+    """The list whose items the operation's path addresses (its path without the last segment),
+    or for a create the list on its own path."""
     parent = spec.spec_path(op).rsplit("/", 1)[0]
+    own = spec.spec_path(op) if op.method == "POST" else None
     for other in spec.operations():
         if other.method == "GET" and spec.is_list(other) and spec.spec_path(other) == parent:
+            return other
+    for other in spec.operations():
+        if other.method == "GET" and spec.is_list(other) and spec.spec_path(other) == own:
             return other
     return None
 

@@ -9,9 +9,14 @@ resource added to the spec with declarations is probed without a line of suite c
 * ``x-gantry-grants`` (operation): the body field that grants a role, the target's field whose
   role is taken away;
 * ``x-gantry-preconditions`` (operation): the 409 ``code`` a request gets in a state (``as``,
-  ``path``, ``body`` and the target's ``state`` in its state machine reach it);
+  ``path``, ``body``, the target's ``state`` in its state machine and the requests ``given``
+  first reach it);
+* ``x-gantry-given`` (operation): requests made first in the workspace, so the operation can
+  succeed there (a route for the AI gateway to call), in the ``given`` format of preconditions;
 * ``x-gantry-state-machine`` (schema): states, transitions by operation, the refusal of the rest;
-* ``x-gantry-owner`` (schema): ``workspace`` or ``user``;
+* ``x-gantry-owner`` (schema): ``workspace`` or ``user``; with ``x-gantry-resource`` (the
+  schema of an id: the resource it names) a flat path's request acts in the workspace that owns
+  its item (``spec.in_workspace``, which the auth matrix reads);
 * ``x-gantry-audit`` (operation): the audit action a success records, read back from the
   operation named by ``x-gantry-audit-log``;
 * every ``PATCH`` with a JSON object body is a partial update (the spec's convention).
@@ -26,8 +31,6 @@ from typing import Any
 
 from contract_tests.spec import Document, Link
 
-METHODS = ("get", "put", "post", "delete", "patch")
-
 
 @dataclass(frozen=True)
 class GrantRule:
@@ -36,6 +39,18 @@ class GrantRule:
     operation_id: str
     grants: str | None
     revokes: str | None
+
+
+@dataclass(frozen=True)
+class Given:
+    """A request made before another: ``operation`` with the ``path``, ``query`` and ``body``
+    values given (runtime expressions: ``$request.path.<name>`` of the request it prepares,
+    ``$response…`` of the step before), the rest as the suite makes any request to it."""
+
+    operation_id: str
+    path: Mapping[str, Any]
+    query: Mapping[str, Any]
+    body: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -49,6 +64,7 @@ class Precondition:
     path: Mapping[str, str]
     body: Mapping[str, Any]
     state: str | None = None  # the target's state (of its schema's state machine), if any
+    given: tuple[Given, ...] = ()  # requests made first, in order
 
 
 @dataclass(frozen=True)
@@ -95,7 +111,7 @@ class Audited:
     operation_id: str
     action: str
     target: str  # runtime expressions, as in links
-    workspace: str
+    workspace: str | None  # None: the request's (the path's, or the owner of a flat path's item)
 
 
 @dataclass(frozen=True)
@@ -113,11 +129,7 @@ class Owned:
 
 def operations(doc: Document) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
     """(METHOD, path, definition) of every operation of the document."""
-    for path, item in doc.raw["paths"].items():
-        for method in METHODS:
-            definition = item.get(method)
-            if isinstance(definition, Mapping):
-                yield method.upper(), path, definition
+    return doc.definitions()
 
 
 def role_grants(doc: Document) -> dict[str, frozenset[str]]:
@@ -149,9 +161,31 @@ def preconditions(doc: Document) -> list[Precondition]:
                     path=dict(rule.get("path") or {}),
                     body=dict(rule.get("body") or {}),
                     state=str(rule["state"]) if rule.get("state") is not None else None,
+                    given=_given(rule.get("given")),
                 )
             )
     return result
+
+
+def given_steps(doc: Document) -> dict[str, tuple[Given, ...]]:
+    """operationId -> the set-up steps the operation declares (``x-gantry-given``)."""
+    return {
+        str(definition["operationId"]): _given(definition["x-gantry-given"])
+        for _, _, definition in operations(doc)
+        if definition.get("x-gantry-given")
+    }
+
+
+def _given(declared: Any) -> tuple[Given, ...]:
+    return tuple(
+        Given(
+            operation_id=str(step["operation"]),
+            path=dict(step.get("path") or {}),
+            query=dict(step.get("query") or {}),
+            body=dict(step.get("body") or {}),
+        )
+        for step in declared or ()
+    )
 
 
 def state_machines(doc: Document) -> list[StateMachine]:
@@ -191,7 +225,7 @@ def audited(doc: Document) -> list[Audited]:
                     operation_id=str(definition["operationId"]),
                     action=str(rule["action"]),
                     target=str(rule["target"]),
-                    workspace=str(rule.get("workspace", "$request.path.workspace_id")),
+                    workspace=str(rule["workspace"]) if rule.get("workspace") else None,
                 )
             )
     return result
@@ -201,20 +235,6 @@ def audit_log(doc: Document) -> str | None:
     """The operationId of the list that reads audit events back (``x-gantry-audit-log``)."""
     found = doc.raw.get("x-gantry-audit-log")
     return str(found) if found else None
-
-
-def owner_of_schema(doc: Document, schema: Any) -> str | None:
-    """``x-gantry-owner`` of a schema, or of a schema it extends through ``allOf``."""
-    schema = doc.resolve(schema)
-    if not isinstance(schema, Mapping):
-        return None
-    if schema.get("x-gantry-owner"):
-        return str(schema["x-gantry-owner"])
-    for part in schema.get("allOf") or ():
-        found = owner_of_schema(doc, part)
-        if found:
-            return found
-    return None
 
 
 def created_schema(doc: Document, operation_id: str) -> Any:
@@ -236,7 +256,7 @@ def owned_operations(doc: Document, workspace_param: str) -> list[Owned]:
         for link in links:
             if link.target_id != operation_id or params[-1] not in link.parameters:
                 continue
-            owner = owner_of_schema(doc, created_schema(doc, link.source_id))
+            owner = doc.owner_of(created_schema(doc, link.source_id))
             if owner:
                 result.append(Owned(operation_id, params[-1], owner, link))
                 break
@@ -270,8 +290,8 @@ def declared(doc: Document, workspace_param: str = "workspace_id") -> dict[str, 
     for operation_id in partial_updates(doc):
         found[f"partial_update {operation_id}"] = operation_id
     if audit_log(doc):
-        for rule in audited(doc):
-            found[f"audit {rule.operation_id}"] = rule
+        for audited_rule in audited(doc):
+            found[f"audit {audited_rule.operation_id}"] = audited_rule
     return found
 
 
@@ -295,12 +315,13 @@ def plan(doc: Document, workspace_param: str = "workspace_id") -> list[str]:
                     f"{sorted(allowed)} (others: 403 insufficient_role)"
                 )
     for pre in preconditions(doc):
-        lines.append(f"precondition {pre.operation_id}: {pre.when} -> 409 {pre.code}")
+        first = f" (given {', '.join(g.operation_id for g in pre.given)})" if pre.given else ""
+        lines.append(f"precondition {pre.operation_id}: {pre.when}{first} -> 409 {pre.code}")
     for machine in state_machines(doc):
-        for state, step, allowed in machine.cases():
+        for state, step, moves in machine.cases():
             outcome = (
                 f"-> {step.to or state}"
-                if allowed
+                if moves
                 else f"refused {machine.refusal_status} {machine.refusal_code}"
             )
             lines.append(
@@ -312,6 +333,6 @@ def plan(doc: Document, workspace_param: str = "workspace_id") -> list[str]:
         )
     for operation_id in partial_updates(doc):
         lines.append(f"partial_update {operation_id}: one field at a time, the rest unchanged")
-    for rule in audited(doc) if audit_log(doc) else []:
-        lines.append(f"audit {rule.operation_id}: records {rule.action} on {rule.target}")
+    for record in audited(doc) if audit_log(doc) else []:
+        lines.append(f"audit {record.operation_id}: records {record.action} on {record.target}")
     return lines

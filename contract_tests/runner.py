@@ -24,15 +24,12 @@ from contract_tests import (
     spec,
 )
 from contract_tests.clock import at_callers_time
+from contract_tests.sending import call_case, make_case, validate_case
 from contract_tests.target import Target
-from contract_tests.world import SESSION_COOKIE, World, cookie_less_session
+from contract_tests.world import SESSION_COOKIE, World
 
 ROOT = Path(__file__).resolve().parents[1]
 _CUSTOM = re.compile(r"`([^`]+)`")
-_HTTP = cookie_less_session()
-# Checks that only make sense for generated cases or that re-send the request: skipped for
-# the follow-up pages of a pagination walk (the first page already ran them).
-_LIGHT_EXCLUDED = ("ignored_auth",)
 # Requests the suite's own parts (matrix, CSRF, lifecycle, pagination) sent, by origin and label.
 SENT: Counter[tuple[str, str]] = Counter()
 
@@ -47,6 +44,11 @@ class Finding:
 
     def __str__(self) -> str:
         return f"[{self.check}] {self.operation}: {self.message}"
+
+
+class OutOfReach(Exception):
+    """A probe cannot be made here: the spec puts what it needs out of reach (a state no
+    operation leads to). The message says why; the suite reports it as a skip, never a pass."""
 
 
 class ContractViolation(AssertionError):
@@ -100,65 +102,7 @@ def load_schema(target: Target, document: Mapping[str, Any], cfg: Any = None) ->
     return schema
 
 
-def operation_of(schema: Any, op: Any) -> Any:
-    found = schema.find_operation_by_label(spec.label(op))
-    if found is None:
-        raise LookupError(f"{spec.label(op)} is routed but not in the served document")
-    return found
-
-
 # ── single requests ───────────────────────────────────────────────────────────────────────────
-
-
-def make_case(schema: Any, request: Any, *, csrf: bool = True) -> Any:
-    """A schemathesis case for a ``world.Request``."""
-    operation = operation_of(schema, request.op)
-    headers = dict(request.caller.headers)
-    if not csrf:
-        headers.pop("X-Requested-With", None)
-    kwargs: dict[str, Any] = {
-        "path_parameters": dict(request.path),
-        "query": dict(request.query),
-        "headers": headers,
-        "cookies": dict(request.caller.cookies),
-    }
-    if request.op.request_body is not None:
-        kwargs["body"] = request.body
-        kwargs["media_type"] = "application/json"
-    return operation.Case(**kwargs)
-
-
-def call_case(case: Any, headers: Mapping[str, str] | None = None) -> Any:
-    """Send ``case`` (plus ``headers``, e.g. the credentials of the request it derives from)."""
-    extra = dict(headers or {})
-    cookie = extra.pop("cookie", None) or extra.pop("Cookie", None)
-    cookies = None
-    if cookie:
-        cookies = dict(part.strip().split("=", 1) for part in cookie.split(";") if "=" in part)
-    return case.call(session=_HTTP, headers=extra or None, cookies=cookies, timeout=60)
-
-
-def validate_case(case: Any, response: Any, *, light: bool = True) -> None:
-    """Run every registered check on ``response``; raise ``FailureGroup`` on failures."""
-    excluded = [c for c in _all_checks() if c.__name__ in _LIGHT_EXCLUDED] if light else []
-    case.validate_response(response, excluded_checks=excluded or None)
-
-
-def _all_checks() -> list[Any]:
-    from schemathesis.checks import CHECKS
-
-    return list(CHECKS.get_all())
-
-
-def status_and_code(response: Any) -> tuple[int, str | None]:
-    """The status and, on an error, the problem's `code` (None when the body has none)."""
-    code = None
-    if response.status_code >= 400:
-        try:
-            code = response.json().get("code")
-        except ValueError:
-            code = None
-    return response.status_code, code
 
 
 def send_and_check(schema: Any, request: Any, *, csrf: bool = True) -> tuple[Any, list[Finding]]:

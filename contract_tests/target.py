@@ -8,7 +8,8 @@ the live run execute exactly the same code.
   database (SQLite in a temporary directory, or a fresh schema of the PostgreSQL named by
   ``GANTRY_TEST_DATABASE_URL``), with the bootstrap superadmin, and served from a thread of this
   process on 127.0.0.1. ``build_app`` accepts the ``guard``/``handlers`` wrappers and a WSGI
-  middleware that the planted-fault self-test uses; nothing else does.
+  middleware that the planted-fault self-test uses, and an ``extend`` step that adds the routes
+  of another document to the app (a resource added to Gantry's, in the suite's own tests).
 * **live** (``make contract BASE_URL=... TOKEN=...``): ``GANTRY_CONTRACT_BASE_URL`` names the
   server (its origin, or the API root ending in ``/api/v1``) and ``GANTRY_CONTRACT_TOKEN`` a
   personal access token of a superadmin with every scope (e.g. ``GANTRY_BOOTSTRAP_TOKEN``).
@@ -41,6 +42,7 @@ BOOTSTRAP_TOKEN = "pat_" + "C0ntractSuite" * 3 + "0"
 # is lifted so the suite's many sign-ins are not refused (the live mode copes with 429 instead).
 SECRET_KEY = "contract-suite"
 Middleware = Callable[[Any], Any]
+Extension = Callable[[Any], None]  # adds routes to the app before it is served
 
 
 @dataclass
@@ -124,9 +126,10 @@ def build_app(
     guard: Callable[[Any], Any] | None = None,
     handlers: Callable[[Any], Any] | None = None,
     public_url: str = "",
+    extend: Extension | None = None,
 ) -> Any:
     """The app under test on ``database_url``, with the bootstrap superadmin of BOOTSTRAP_TOKEN;
-    ``public_url`` is the origin its cookie writes must come from."""
+    ``public_url`` is the origin its cookie writes must come from; ``extend`` adds routes."""
     os.environ.setdefault("GANTRY_ARGON2_PROFILE", "fast")
     from server.app import create_app
     from server.config import Config
@@ -139,8 +142,13 @@ def build_app(
         secret_key=SECRET_KEY,
         login_rate_per_minute=1_000_000,
         public_url=public_url,
+        # No executor runs here: a run-creating request with wait=true gives up after this.
+        run_wait_s=0.5,
     )
-    return create_app(config, guard=guard, handlers=handlers)
+    app = create_app(config, guard=guard, handlers=handlers)
+    if extend is not None:
+        extend(app)
+    return app
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -172,12 +180,19 @@ def in_process_target(
     guard: Callable[[Any], Any] | None = None,
     handlers: Callable[[Any], Any] | None = None,
     middleware: Middleware | None = None,
+    extend: Extension | None = None,
 ) -> Iterator[Target]:
     """Build the app on a fresh database and serve it from this process."""
     with fresh_database(backend) as url:
         # The port is chosen first: the app's CSRF allow-list is its public origin.
         port = free_port()
-        app = build_app(url, guard=guard, handlers=handlers, public_url=f"http://127.0.0.1:{port}")
+        app = build_app(
+            url,
+            guard=guard,
+            handlers=handlers,
+            public_url=f"http://127.0.0.1:{port}",
+            extend=extend,
+        )
         try:
             with serve_in_thread(app, middleware, port) as origin:
                 clock = SuiteClock()

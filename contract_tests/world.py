@@ -11,6 +11,11 @@ and against a live server:
   role; a fresh scope is made whenever a request could destroy or fill up the shared one;
 * **callers**: one per kind of credential the spec distinguishes (see ``callers``).
 
+The world is built on Gantry's tenancy core (users, sessions, tokens, workspaces, members, API
+keys), whose facts (token scopes, API key roles, session lifetimes, the examples' password)
+come from the *core* document the target serves; the document under test may be that same
+document, or one that adds resources to the core (``World(target, document, core=...)``).
+
 Requests built from the spec (``request_for``) take the operation's example body and adjust only
 what a second run cannot reuse, by the *type* of each property: ``Email`` and ``Slug`` values are
 made unique in operations that create something (201), and in operations under a workspace a
@@ -20,8 +25,8 @@ operations that produce them, found through the spec's OpenAPI links. No operati
 
 from __future__ import annotations
 
-import http.cookiejar
 import itertools
+import json
 import re
 import time
 import zlib
@@ -32,7 +37,8 @@ from typing import Any
 
 import requests
 
-from contract_tests import spec
+from contract_tests import rules, spec
+from contract_tests.sending import cookie_less_session
 from contract_tests.spec import Document, Link
 from contract_tests.target import Target, run_id
 from generated.operations import Operation
@@ -40,16 +46,23 @@ from generated.operations import Operation
 CSRF_HEADER = ("X-Requested-With", "XMLHttpRequest")
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
 SESSION_COOKIE = "session"
+API_KEYS_PATH = "/workspaces/{workspace_id}/api-keys"  # the tenancy core's API keys
 DEFAULT_PASSWORD = "contract-suite-password"
 EMAIL_DOMAIN = "example.com"
 MAX_RATE_LIMIT_WAIT = 75.0  # seconds to wait in total for one rate-limited request (live mode)
-# The shortest PAT lifetime the spec allows (1 day), with room for the request's own delay, and
-# a session's lifetimes ("12 h sliding, 7 d absolute"): the clock moves past them for expired
-# callers.
+# The shortest PAT lifetime the spec allows (1 day), with room for the request's own delay: the
+# clock moves past it (and past a session's lifetimes, ``x-gantry-session``) for expired callers.
 _SHORTEST = timedelta(days=1, hours=1)
-SESSION_IDLE = timedelta(hours=12)
-SESSION_LIFETIME = timedelta(days=7)
 
+
+# The token scopes that cap a PAT below every role (``TokenScope``'s ``x-gantry-role-caps``),
+# lowest cap first: the owner holds a PAT of each besides their every-scope one.
+CAPPED_SCOPES = tuple(
+    sorted(
+        (s for s, cap in spec.SCOPE_CAPS.items() if cap != spec.WORKSPACE_ROLES[-1]),
+        key=lambda s: spec.rank(spec.SCOPE_CAPS[s]),
+    )
+)
 
 # The callers of the auth matrix, one per kind of credential the spec tells apart (``callers``).
 CALLER_NAMES = (
@@ -66,15 +79,10 @@ CALLER_NAMES = (
     "blocked_user_pat",
     "blocked_user_session",
     *(f"{role}_pat" for role in spec.WORKSPACE_ROLES),
-    "owner_read_pat",
-    "owner_run_pat",
-    "owner_write_pat",
+    *(f"owner_{scope}_pat" for scope in CAPPED_SCOPES),
     "non_member_pat",
     "superadmin_pat",
-    "viewer_api_key",
-    "operator_api_key",
-    "editor_api_key",
-    "admin_api_key",
+    *(f"{role}_api_key" for role in spec.API_KEY_ROLES),
     "foreign_api_key",
     "owner_session",
 )
@@ -82,13 +90,6 @@ CALLER_NAMES = (
 
 class WorldError(RuntimeError):
     """The world could not be built: the server refused a request the spec says must work."""
-
-
-def cookie_less_session() -> requests.Session:
-    """A requests session that never stores cookies: each request carries exactly its own."""
-    session = requests.Session()
-    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    return session
 
 
 @dataclass(frozen=True)
@@ -140,9 +141,12 @@ class Scope:
 class World:
     """Builds and remembers the suite's fixtures on one target."""
 
-    def __init__(self, target: Target, document: Document) -> None:
+    def __init__(self, target: Target, document: Document, core: Document | None = None) -> None:
         self.target = target
         self.doc = document
+        self.core = core or document  # the tenancy core's document (see the module docstring)
+        # A cookie session's lifetimes (idle, absolute), as the core declares them.
+        self.session_lifetimes = self.core.session_lifetimes()
         self.http = cookie_less_session()
         self.run = run_id()
         self._counter = itertools.count(1)
@@ -150,8 +154,14 @@ class World:
         self.accounts: dict[str, Account] = {}
         self.password = self._examples_password()
         self.token_scopes = self._token_scopes()
+        self.key_scopes = self._key_scopes()
         self.extra_callers: dict[str, Caller] = {}
         self._cache: dict[tuple[str, str, str], Any] = {}
+        self._references: dict[tuple[str, str], Any] = {}  # (resource, workspace) -> an id
+        self._making: set[tuple[str, str]] = set()
+        self._prepared: set[tuple[str, str]] = set()  # (operationId, workspace) set up
+        self.given = rules.given_steps(document)
+        self._creators: dict[str, tuple[str, str] | None] = {}
         self.scope: Scope | None = None
         self.foreign_scope: Scope | None = None
 
@@ -168,27 +178,30 @@ class World:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         expect: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        files: list[tuple[str, Any]] | None = None,
     ) -> requests.Response:
         """One request to the API; waits out 429 (live servers rate-limit sign-ins)."""
-        headers: dict[str, str] = {}
+        sent: dict[str, str] = dict(headers or {})
         cookies: dict[str, str] = {}
         if caller is not None:
-            headers.update(caller.headers)
+            sent.update(caller.headers)
             cookies.update(caller.cookies)
         if bearer:
-            headers["Authorization"] = f"Bearer {bearer}"
+            sent["Authorization"] = f"Bearer {bearer}"
         if session:
             cookies[SESSION_COOKIE] = session
-            headers.update(self.csrf_headers())
+            sent.update(self.csrf_headers())
         waited = 0.0
         while True:
             response = self.http.request(
                 method,
                 self.target.url(path),
-                headers=headers,
+                headers=sent,
                 cookies=cookies,
                 json=json,
                 params=params,
+                files=files,
                 timeout=60,
             )
             if response.status_code != 429 or waited >= MAX_RATE_LIMIT_WAIT:
@@ -217,22 +230,37 @@ class World:
 
     def _examples_password(self) -> str:
         """The password the examples expect a signed-in user to have (``current_password``)."""
-        for op in spec.operations():
-            example = self.doc.request_example(op)
-            if isinstance(example, Mapping) and isinstance(example.get("current_password"), str):
-                return str(example["current_password"])
+        for doc in (self.core, self.doc):
+            for _, _, definition in doc.definitions():
+                example = doc.example_of(definition)
+                if isinstance(example, Mapping) and isinstance(
+                    example.get("current_password"), str
+                ):
+                    return str(example["current_password"])
         return DEFAULT_PASSWORD
 
     def _token_scopes(self) -> list[str]:
-        """Every personal access token scope (the ``TokenScope`` enum)."""
-        for op in spec.operations():
-            schema = self.doc.request_schema(op)
-            scopes = schema.get("properties", {}).get("scopes")
-            if scopes and op.method == "POST" and spec.accepts_session(op):
-                items = self.doc.resolve(scopes.get("items", {}))
-                if items.get("enum") and "read" in items["enum"]:
-                    return [str(s) for s in items["enum"]]
+        """Every personal access token scope (the enum of the scopes a session-only create of
+        the core takes: ``TokenScope``)."""
+        for method, _, definition in self.core.definitions():
+            if method != "POST" or definition.get("x-gantry-min-role") != "session":
+                continue
+            scopes = self.core.body_schema_of(definition).get("properties", {}).get("scopes")
+            items = self.core.resolve((scopes or {}).get("items", {}))
+            if items.get("enum") and set(spec.SCOPE_CAPS) <= set(items["enum"]):
+                return [str(s) for s in items["enum"]]
         return []
+
+    def _key_scopes(self) -> list[str]:
+        """Every API key scope (the enum of the ``scopes`` an API key is created with): the
+        world's keys carry them all, so a key's role is what limits it."""
+        item = (self.core.raw.get("paths") or {}).get(API_KEYS_PATH) or {}
+        definition = item.get("post") if isinstance(item, Mapping) else None
+        if not isinstance(definition, Mapping):
+            return []
+        scopes = self.core.body_schema_of(definition).get("properties", {}).get("scopes")
+        items = self.core.resolve((scopes or {}).get("items", {}))
+        return [str(s) for s in items.get("enum") or ()]
 
     def example_people(self) -> dict[str, str]:
         """Email -> password for every person the request examples sign in as."""
@@ -375,7 +403,7 @@ class World:
                     expect=201,
                 )
                 scope.members[role] = role
-        for role in self.doc.enum_of("ApiKeyRole") if members else ["admin"]:
+        for role in spec.API_KEY_ROLES if members else spec.API_KEY_ROLES[-1:]:
             scope.keys[role] = self.new_api_key(ws["id"], role)[1]
         return scope
 
@@ -384,9 +412,14 @@ class World:
     ) -> tuple[str, str]:
         body = self.send(
             "POST",
-            f"/workspaces/{workspace_id}/api-keys",
+            API_KEYS_PATH.replace("{workspace_id}", workspace_id),
             bearer=self.accounts["owner"].pat,
-            json={"name": self.unique(f"key-{role}"), "role": role, "expires_at": expires_at},
+            json={
+                "name": self.unique(f"key-{role}"),
+                "role": role,
+                "expires_at": expires_at,
+                **({"scopes": self.key_scopes} if self.key_scopes else {}),
+            },
             expect=201,
         ).json()
         return str(body["id"]), str(body["key"])
@@ -403,8 +436,7 @@ class World:
         )
         revoked_pat_id, revoked_pat = self.new_pat(owner.session, self.token_scopes, "revoked")
         self.send("DELETE", f"/tokens/{revoked_pat_id}", session=owner.session, expect=204)
-        _, read_pat = self.new_pat(owner.session, ["read"], "read-only")
-        capped = {s: self.new_pat(owner.session, [s], s)[1] for s in ("run", "write")}
+        capped = {s: self.new_pat(owner.session, [s], s)[1] for s in CAPPED_SCOPES}
         blocked = self.new_account("blocked", with_pat=True)
         self.send(
             "PATCH",
@@ -418,9 +450,13 @@ class World:
         _, short_pat = self.new_pat(owner.session, self.token_scopes, "short", lifetime=_SHORTEST)
         clock = self.target.clock
         unavailable = None if clock else "needs the server's clock (in-process only)"
+        idle, absolute = self.session_lifetimes or (timedelta(0), timedelta(0))
+        session_unavailable = unavailable or (
+            None if self.session_lifetimes else "the spec declares no session lifetimes"
+        )
         # Sign-ins are rate-limited on a live server: only make the sessions that will be used.
-        idle_session = self.login(owner.email, owner.password) if clock else ""
-        expiring_session = self.login(owner.email, owner.password) if clock else ""
+        idle_session = "" if session_unavailable else self.login(owner.email, owner.password)
+        expiring_session = "" if session_unavailable else self.login(owner.email, owner.password)
         signed_out = self.login(owner.email, owner.password)
         self.send("POST", "/auth/logout", session=signed_out, expect=204)
         self.extra_callers = {
@@ -432,9 +468,6 @@ class World:
             ),
             "revoked_pat": Caller(
                 "revoked_pat", "invalid", _bearer(revoked_pat), invalid_code="token_revoked"
-            ),
-            "owner_read_pat": Caller(
-                "owner_read_pat", "pat", _bearer(read_pat), user="owner", scopes=frozenset({"read"})
             ),
             "expired_pat": Caller(
                 "expired_pat",
@@ -452,8 +485,8 @@ class World:
                 {SESSION_COOKIE: idle_session},
                 invalid_code="token_expired",
                 clock=clock,
-                clock_shift=SESSION_IDLE + timedelta(hours=1),
-                unavailable=unavailable,
+                clock_shift=idle + timedelta(hours=1),
+                unavailable=session_unavailable,
             ),
             "expired_session": Caller(
                 "expired_session",
@@ -462,8 +495,8 @@ class World:
                 {SESSION_COOKIE: expiring_session},
                 invalid_code="token_expired",
                 clock=clock,
-                clock_shift=SESSION_LIFETIME + timedelta(hours=1),
-                unavailable=unavailable,
+                clock_shift=absolute + timedelta(hours=1),
+                unavailable=session_unavailable,
             ),
             # A blocked user's credentials, and a signed-out session: any documented 401 code.
             "blocked_user_pat": Caller("blocked_user_pat", "invalid", _bearer(blocked.pat)),
@@ -526,9 +559,7 @@ class World:
             result.append(
                 Caller(f"{role}_pat", "pat", _bearer(account.pat), scopes=all_scopes, user=role)
             )
-        result.append(replace(self.extra_callers["owner_read_pat"]))
-        result.append(replace(self.extra_callers["owner_run_pat"]))
-        result.append(replace(self.extra_callers["owner_write_pat"]))
+        result.extend(self.extra_callers[f"owner_{scope}_pat"] for scope in CAPPED_SCOPES)
         result.append(
             Caller(
                 "non_member_pat",
@@ -548,14 +579,20 @@ class World:
                 user="superadmin",
             )
         )
+        key_scopes = frozenset(self.key_scopes)
         for role, secret in scope.keys.items():
-            result.append(Caller(f"{role}_api_key", "api_key", _bearer(secret), key_role=role))
+            result.append(
+                Caller(
+                    f"{role}_api_key", "api_key", _bearer(secret), key_role=role, scopes=key_scopes
+                )
+            )
         result.append(
             Caller(
                 "foreign_api_key",
                 "api_key",
-                _bearer(self.foreign_scope.keys["admin"]),
+                _bearer(self.foreign_scope.keys[spec.API_KEY_ROLES[-1]]),
                 key_role=None,
+                scopes=key_scopes,
             )
         )
         owner = self.accounts["owner"]
@@ -569,7 +606,8 @@ class World:
             )
         )
         resolved = [self.resolve_role(c, scope) for c in result]
-        assert tuple(c.name for c in resolved) == CALLER_NAMES, [c.name for c in resolved]
+        if set(scope.keys) == set(spec.API_KEY_ROLES):  # a scope of the world (not a stranger's)
+            assert tuple(c.name for c in resolved) == CALLER_NAMES, [c.name for c in resolved]
         return resolved
 
     def resolve_role(self, caller: Caller, scope: Scope) -> Caller:
@@ -600,13 +638,28 @@ class World:
             if link.target_id == op.operation_id and param in link.parameters
         ]
 
+    def producer(self, op: Operation, param: str) -> tuple[str, str] | None:
+        """The operation that makes a value for ``op``'s path parameter ``param`` and the
+        runtime expression of the value in its answer: a link's, else the create of the
+        resource the parameter's schema names (``x-gantry-resource``)."""
+        links = self.producer_links(op, param)
+        if links:
+            return links[0].source_id, links[0].parameters[param]
+        for p in op.parameters:
+            if p.location == "path" and p.name == param:
+                resource = self.doc.resource_of(p.schema)
+                return self.creator_of(resource) if resource else None
+        return None
+
     def request_for(self, op: Operation, caller: Caller) -> Request:
         """A request to ``op`` that the spec says succeeds for a caller with enough rights.
 
         Unsafe operations get fresh resources for the last path parameter (a fresh scope when it
-        is the workspace), and a session caller of an unsafe session-only operation without
-        parameters (it acts on the caller: sign out, change password) gets a throwaway account,
-        so no request damages what later requests rely on.
+        is the workspace), moved along their state machine to a state the operation accepts, and
+        a session caller of an unsafe session-only operation without parameters (it acts on the
+        caller: sign out, change password) gets a throwaway account, so no request damages what
+        later requests rely on. Every resource is made in the request's scope: on a flat item
+        path (``/notes/{note_id}``) the caller's role is the one in the workspace that owns it.
         """
         assert self.scope is not None
         unsafe = op.method in spec.UNSAFE
@@ -624,6 +677,7 @@ class World:
         self, op: Operation, caller: Caller, scope: Scope, *, fresh_last: bool
     ) -> Request:
         caller = self.resolve_role(caller, scope)
+        self.prepare(op, scope)
         params = spec.path_params(op)
         values: dict[str, Any] = {}
         for index, name in enumerate(params):
@@ -632,10 +686,13 @@ class World:
             else:
                 fresh = fresh_last and index == len(params) - 1
                 values[name] = self.resource_for(op, name, fresh=fresh, scope=scope)
+        # The example request: required query parameters, and on an operation that is not a
+        # list those that declare an example (a list's filters would hide what a walk must see).
         query = {
-            p.name: self.doc.parameter_example(op, p.name)
+            p.name: _query_value(self.doc.parameter_example(op, p.name))
             for p in op.parameters
-            if p.location == "query" and p.required
+            if p.location == "query"
+            and (p.required or (not spec.is_list(op) and self.doc.declares_example(op, p.name)))
         }
         return Request(
             op=op,
@@ -644,22 +701,85 @@ class World:
             query=query,
             body=self.body_for(op, scope),
             scope=scope,
+            refusal=self.state_refusal(op),
         )
 
     def resource_for(self, op: Operation, param: str, *, fresh: bool, scope: Scope) -> Any:
-        """A value for ``op``'s path parameter ``param``, made by the operation that links to it."""
+        """A value for ``op``'s path parameter ``param``, made by the operation that produces it."""
         key = (op.operation_id, param, scope.workspace_id)
         if not fresh and key in self._cache:
             return self._cache[key]
-        links = self.producer_links(op, param)
-        if not links:
-            raise WorldError(f"{spec.label(op)}: no link produces {param}; add one to the spec")
-        link = links[0]
-        made = self.call_as_allowed(spec.by_id(link.source_id), scope)
-        value = evaluate(link.parameters[param], made)
+        producer = self.producer(op, param)
+        if producer is None:
+            raise WorldError(
+                f"{spec.label(op)}: nothing produces {param}: no link to it, and no operation "
+                "creates the resource its schema names (x-gantry-resource); add a link"
+            )
+        made = self.call_as_allowed(spec.by_id(producer[0]), scope)
+        value = evaluate(producer[1], made)
+        self._ready_for(op, made, scope, {param: value})
         if not fresh:
             self._cache[key] = value
         return value
+
+    def state_refusal(self, op: Operation) -> Refusal | None:
+        """When ``op`` is a transition no operation of the spec can take a resource to a state
+        of: the refusal it answers instead (its state machine's), and why."""
+        for machine in rules.state_machines(self.doc):
+            step = next((t for t in machine.transitions if t.operation_id == op.operation_id), None)
+            if step is None or machine.initial in step.sources:
+                continue
+            if not any(state in machine.paths() for state in step.sources):
+                return Refusal(
+                    machine.refusal_status,
+                    machine.refusal_code,
+                    f"{spec.label(op)} accepts a {machine.schema} only in "
+                    f"{machine.field}={'/'.join(step.sources)}, which no operation of the spec "
+                    f"leads to (from {machine.initial}, {machine.schema}'s "
+                    "x-gantry-state-machine)",
+                )
+        return None
+
+    def _ready_for(self, op: Operation, made: Made, scope: Scope, named: Mapping[str, Any]) -> None:
+        """Move a resource just made along its state machine to a state ``op`` accepts, when
+        ``op`` is a transition its initial state does not allow (archiving a published note).
+        ``named`` is what ``op``'s path calls the resource."""
+        for machine in rules.state_machines(self.doc):
+            step = next((t for t in machine.transitions if t.operation_id == op.operation_id), None)
+            if step is None or machine.initial in step.sources:
+                continue
+            routes = machine.paths()
+            reachable = [routes[state] for state in step.sources if state in routes]
+            if not reachable:
+                return  # left as made: ``state_refusal`` says what the operation answers
+            producer = made.request.op.operation_id
+            for move in min(reachable, key=len):
+                mover = spec.by_id(move.operation_id)
+                link = next(
+                    (
+                        link
+                        for link in self.doc.links()
+                        if link.source_id == producer and link.target_id == mover.operation_id
+                    ),
+                    None,
+                )
+                if link is not None:
+                    path = {name: evaluate(expr, made) for name, expr in link.parameters.items()}
+                else:
+                    known = {**made.request.path, **named}
+                    path = {n: known[n] for n in spec.path_params(mover) if n in known}
+                if spec.WORKSPACE_PARAM in spec.path_params(mover):
+                    path.setdefault(spec.WORKSPACE_PARAM, scope.workspace_id)
+                request = Request(
+                    op=mover,
+                    caller=self.resolve_role(self.allowed_caller(mover, scope), scope),
+                    path=path,
+                    query={},
+                    body=self.body_for(mover, scope) if mover.request_body is not None else None,
+                    scope=scope,
+                )
+                self.call(request, f"to reach {move.to}")
+            return
 
     def allowed_caller(self, op: Operation, scope: Scope) -> Caller:
         """The first world caller the spec lets call ``op`` (owner first, then the rest)."""
@@ -677,19 +797,155 @@ class World:
     def call_as_allowed(self, op: Operation, scope: Scope) -> Made:
         """Call ``op`` in ``scope`` as a caller it must serve; fail if it does not."""
         request = self.build_request(op, self.allowed_caller(op, scope), scope, fresh_last=False)
-        response = self.send(
-            op.method,
-            request.url_path(),
-            caller=request.caller,
-            json=request.body,
-            params=request.query or None,
-        )
-        if response.status_code not in spec.success_statuses(op):
+        return self.call(request, f"as {request.caller.name}")
+
+    def call(self, request: Request, what: str) -> Made:
+        """Send ``request``, which the spec says succeeds; fail if it does not."""
+        response = self.send_request(request)
+        if response.status_code not in spec.success_statuses(request.op):
             raise WorldError(
-                f"{spec.label(op)} as {request.caller.name} answered {response.status_code}: "
+                f"{spec.label(request.op)} {what} answered {response.status_code}: "
                 f"{response.text[:300]}"
             )
-        return Made(request=request, body=response.json() if response.content else None)
+        return Made(request, response.json() if response.content else None, response.headers)
+
+    def send_request(self, request: Request) -> requests.Response:
+        """Send a ``Request`` as the suite builds them (its body in the operation's media type)."""
+        body = request.body
+        media_type = request.media_type()
+        files = None
+        if media_type == "multipart/form-data" and isinstance(body, Mapping):
+            files = self.form_parts(request.op, body)
+            body = None
+        return self.send(
+            request.op.method,
+            request.url_path(),
+            caller=request.caller,
+            json=body,
+            params=request.query or None,
+            headers=request.headers(),
+            files=files,
+        )
+
+    def form_parts(self, op: Operation, body: Mapping[str, Any]) -> list[tuple[str, Any]]:
+        """A multipart body's parts: a file part for a property whose schema holds bytes
+        (``contentMediaType``, ``format: binary``), a plain field for the rest."""
+        properties = self.doc.request_schema(op).get("properties") or {}
+        parts: list[tuple[str, Any]] = []
+        for name, value in body.items():
+            prop = self.doc.resolve(properties.get(name) or {})
+            is_file = prop.get("format") == "binary" or "contentMediaType" in prop
+            text = value if isinstance(value, str) else json.dumps(value)
+            parts.append((name, (name if is_file else None, text.encode())))
+        return parts
+
+    # ── set-up steps (``x-gantry-given``) ─────────────────────────────────────────────────────
+
+    def prepare(self, op: Operation, scope: Scope) -> None:
+        """Make the requests ``op`` declares it needs first (``x-gantry-given``), once per
+        workspace: what makes its success possible (a route for the gateway to call)."""
+        steps = self.given.get(op.operation_id)
+        key = (op.operation_id, scope.workspace_id)
+        if not steps or key in self._prepared:
+            return
+        self._prepared.add(key)
+        self.run_given(steps, scope, {}, f"{spec.label(op)}'s set-up")
+
+    def run_given(
+        self, steps: tuple[rules.Given, ...], scope: Scope, path: Mapping[str, Any], what: str
+    ) -> list[Made]:
+        """Send each set-up step in ``scope`` as a caller it must serve. Its body is the
+        operation's own (``body_for``) with the step's fields in place of the example's; in the
+        step's values ``$request.path.<name>`` is ``path``'s (the request the steps prepare)
+        and ``$response…`` the answer to the step before. A path parameter the step does not
+        give is the same-named one of ``path``, else a resource made for it."""
+        done: list[Made] = []
+        for number, step in enumerate(steps, 1):
+            op = spec.by_id(step.operation_id)
+            previous = done[-1] if done else None
+            params = spec.path_params(op)
+            values = {n: path[n] for n in params if n in path}
+            values.update(_given_values(step.path, path, previous))
+            for name in params:
+                if name == spec.WORKSPACE_PARAM:
+                    values.setdefault(name, scope.workspace_id)
+                elif name not in values:
+                    values[name] = self.resource_for(op, name, fresh=False, scope=scope)
+            body = self.body_for(op, scope) if op.request_body is not None else None
+            if step.body:
+                body = {**(body or {}), **_given_values(step.body, path, previous)}
+            request = Request(
+                op=op,
+                caller=self.resolve_role(self.allowed_caller(op, scope), scope),
+                path=values,
+                query=dict(_given_values(step.query, path, previous)),
+                body=body,
+                scope=scope,
+            )
+            done.append(self.call(request, f"(step {number} of {what})"))
+        return done
+
+    # ── values of the spec's types ────────────────────────────────────────────────────────────
+
+    def reference(self, resource: str, scope: Scope) -> Any:
+        """The id of a ``resource`` made in ``scope`` by the operation that creates it (one
+        per workspace, made on first use)."""
+        key = (resource, scope.workspace_id)
+        if key not in self._references:
+            creator = self.creator_of(resource)
+            if creator is None:
+                raise WorldError(f"no operation of the spec creates a {resource}")
+            if key in self._making:
+                raise WorldError(f"making a {resource} needs a {resource} already")
+            self._making.add(key)
+            try:
+                made = self.call_as_allowed(spec.by_id(creator[0]), scope)
+            finally:
+                self._making.discard(key)
+            self._references[key] = evaluate(creator[1], made)
+        return self._references[key]
+
+    def creator_of(self, resource: str) -> tuple[str, str] | None:
+        """``Document.creator_of``, looked up once per resource."""
+        if resource not in self._creators:
+            self._creators[resource] = self.doc.creator_of(resource)
+        return self._creators[resource]
+
+    def with_references(self, value: Any, schema: Any, scope: Scope) -> Any:
+        """``value`` with every id of a resource the spec can create (a string whose schema
+        names it, ``x-gantry-resource``, at any depth) replaced by one made in ``scope``."""
+        resource = self.doc.named_resource(schema) if schema is not None else None
+        if resource is not None and isinstance(value, str) and self.creator_of(resource):
+            return self.reference(resource, scope)
+        if isinstance(value, Mapping):
+            properties = self._properties(schema)
+            return {k: self.with_references(v, properties.get(k), scope) for k, v in value.items()}
+        if isinstance(value, list):
+            items = self._items(schema)
+            return [self.with_references(v, items, scope) for v in value]
+        return value
+
+    def _branches(self, schema: Any) -> list[Mapping[str, Any]]:
+        """The object schemas a value of ``schema`` may follow (``allOf`` parts, ``anyOf`` and
+        ``oneOf`` branches), resolved."""
+        schema = self.doc.resolve(schema)
+        if not isinstance(schema, Mapping):
+            return []
+        found = [schema]
+        for key in ("allOf", "anyOf", "oneOf"):
+            for part in schema.get(key) or ():
+                found.extend(self._branches(part))
+        return found
+
+    def _properties(self, schema: Any) -> dict[str, Any]:
+        properties: dict[str, Any] = {}
+        for branch in self._branches(schema):
+            for name, prop in (branch.get("properties") or {}).items():
+                properties.setdefault(str(name), prop)
+        return properties
+
+    def _items(self, schema: Any) -> Any:
+        return next((b["items"] for b in self._branches(schema) if "items" in b), None)
 
     def realize(self, op_label: str, body: Any) -> Any:
         """A generated ``body`` adjusted so a second send of it means the same thing.
@@ -702,7 +958,8 @@ class World:
         op = spec.by_label(op_label)
         if op is None or not isinstance(body, dict):
             return body
-        in_workspace = spec.WORKSPACE_PARAM in spec.path_params(op)
+        in_workspace = spec.in_workspace(op)
+        body = dict(body)  # never the generator's own object: an example it serves again
         for name, value in list(body.items()):
             kind = self.doc.property_ref(op, name)
             if not isinstance(value, str):
@@ -722,12 +979,13 @@ class World:
         return body
 
     def body_for(self, op: Operation, scope: Scope) -> Any:
-        """The operation's example body, adjusted by property type (see the module docstring)."""
+        """The operation's example body, adjusted by property type (see the module docstring),
+        every id of a resource in it (``x-gantry-resource``, nested ones too) one of ``scope``."""
         example = self.doc.request_example(op)
         if not isinstance(example, Mapping):
             return example
         body = dict(example)
-        in_workspace = spec.WORKSPACE_PARAM in spec.path_params(op)
+        in_workspace = spec.in_workspace(op)
         creates = self._creates(op)
         referenced_user: tuple[str, str] | None = None
         for name, value in example.items():
@@ -738,16 +996,27 @@ class World:
             elif creates and kind == "Email":
                 body[name] = self.unique_email(str(value).split("@")[0])
             elif creates and kind == "Slug":
-                body[name] = self.unique(str(value)).lower()[:40]
+                tag = f"{self.run}-{next(self._counter)}"
+                body[name] = f"{str(value)[: 40 - len(tag) - 1]}-{tag}".lower()
             elif kind == "Timestamp":
                 # Request timestamps are expiries; an example's fixed date would age out of
                 # the allowed window, so it is moved to a month from now.
                 body[name] = _in_a_month()
-        return body
+        return self.with_references(body, self.doc.request_schema(op), scope)
 
 
 def _in_a_month() -> str:
     return (datetime.now(UTC) + timedelta(days=30)).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """What a request is answered instead of a success, when the spec makes success out of
+    reach here, and why."""
+
+    status: int
+    code: str
+    why: str
 
 
 @dataclass
@@ -760,6 +1029,7 @@ class Request:
     query: dict[str, Any]
     body: Any
     scope: Scope
+    refusal: Refusal | None = None  # a success is out of reach: this is the answer instead
 
     def url_path(self) -> str:
         path = spec.spec_path(self.op)
@@ -767,11 +1037,23 @@ class Request:
             path = path.replace("{" + name + "}", str(value))
         return path
 
+    def headers(self) -> dict[str, str]:
+        """Header parameters the request fills itself: the header that names the workspace the
+        request acts in (the scope's; an API key's own may be named, another's not)."""
+        name = spec.api().document.workspace_header(self.op)
+        return {name: self.scope.workspace_id} if name else {}
+
+    def media_type(self) -> str | None:
+        if self.op.request_body is None:
+            return None
+        return spec.api().document.body_media_type(spec.api().document.operation(self.op))
+
 
 @dataclass
 class Made:
     request: Request
     body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 def evaluate(expression: str, made: Made) -> Any:
@@ -782,11 +1064,37 @@ def evaluate(expression: str, made: Made) -> Any:
             if part:
                 node = node[int(part)] if isinstance(node, list) else node[part]
         return node
+    if expression.startswith("$response.header."):
+        name = expression.split(".", 2)[2].lower()
+        found = next((v for k, v in made.headers.items() if k.lower() == name), None)
+        if found is None:
+            raise WorldError(f"{expression}: the answer has no such header")
+        return found
     if expression.startswith("$request.path."):
         return made.request.path[expression.rsplit(".", 1)[-1]]
     if expression.startswith("$request.query."):
         return made.request.query[expression.rsplit(".", 1)[-1]]
     raise WorldError(f"unsupported link expression {expression!r}")
+
+
+def _given_values(node: Any, path: Mapping[str, Any], previous: Made | None) -> Any:
+    """A set-up step's declared values with their expressions evaluated (``run_given``)."""
+    if isinstance(node, Mapping):
+        return {k: _given_values(v, path, previous) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_given_values(v, path, previous) for v in node]
+    if isinstance(node, str) and node.startswith("$request.path."):
+        return path[node.removeprefix("$request.path.")]
+    if isinstance(node, str) and node.startswith("$response."):
+        if previous is None:
+            raise WorldError(f"{node}: the first set-up step has no answer before it")
+        return evaluate(node, previous)
+    return node
+
+
+def _query_value(value: Any) -> Any:
+    """A query parameter's value as the URL spells it (a boolean is ``true``/``false``)."""
+    return json.dumps(value) if isinstance(value, bool) else value
 
 
 def _stable_coin(value: str) -> bool:

@@ -1,5 +1,5 @@
-"""The `gantry` command: `generate` and `scaffold` drive the generator, `serve` and `mock` the
-server.
+"""The `gantry` command: `generate` and `scaffold` drive the generator, `serve`, `executor` and
+`mock` the server.
 
 Each side is imported only when its subcommand runs, so `gantry generate` works without the
 server's dependencies being importable, and the reverse.
@@ -33,6 +33,12 @@ def _serve(args: argparse.Namespace) -> None:
     from server.cli import serve
 
     serve(args)
+
+
+def _executor(args: argparse.Namespace) -> None:
+    from server.cli import run_executor
+
+    run_executor(args)
 
 
 def _mock(args: argparse.Namespace) -> int:
@@ -92,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (GANTRY_PORT, default 8080)")
     serve.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     serve.set_defaults(handler=_serve)
+
+    executor = commands.add_parser(
+        "executor",
+        help="execute queued runs without serving the API (beside or instead of gantry serve's)",
+    )
+    executor.add_argument(
+        "--threads", type=int, help="runs executed at once (GANTRY_EXECUTOR_THREADS, default 2)"
+    )
+    executor.set_defaults(handler=_executor)
 
     mock = commands.add_parser(
         "mock",

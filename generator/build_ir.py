@@ -19,10 +19,12 @@ from .ir import (
     RequestBody,
     Response,
     SecurityScheme,
+    Shared,
+    SharedRef,
     Source,
 )
 from .prepare import Prepared, prepare, ref_name
-from .resolve import RefError, Resolver
+from .resolve import RefError, Resolver, is_ref, ref_pointer
 from .schemas import is_openapi_30, normalise
 from .walk import (
     HTTP_METHODS,
@@ -84,31 +86,58 @@ def build_operations(
     return groups
 
 
+def build_shared(
+    document: dict[str, Any], resolver: Resolver, prepared: Prepared, refs: list[SharedRef]
+) -> tuple[tuple[Parameter, ...], tuple[Response, ...]]:
+    """The records `refs` name, each with its constant's name (`shared`), sorted by it; their
+    `MediaBody.model` holds schema names, as from `build` without model names."""
+    builder = _Builder(document, resolver, None, prepared)
+    parameters: list[Parameter] = []
+    responses: list[Response] = []
+    for ref in sorted(set(refs)):
+        pointer = jsonpointer.join(["components", ref.kind, ref.component])
+        found, at = resolver.deref(jsonpointer.resolve(document, pointer), pointer)
+        shared = builder.constant(ref)
+        if ref.kind == "parameters" and isinstance(found, dict):
+            parameters.append(replace(builder.parameter(ParameterSite(found, at)), shared=shared))
+        elif ref.kind == "responses":
+            response = builder.response(ref.status, found, at)
+            if response is not None:
+                responses.append(replace(response, shared=shared))
+    return (
+        tuple(sorted(parameters, key=_constant_name)),
+        tuple(sorted(responses, key=_constant_name)),
+    )
+
+
+def _constant_name(record: Parameter | Response) -> str:
+    return record.shared.name if record.shared is not None else ""
+
+
 def with_model_classes(api: Api, class_names: Mapping[str, str]) -> Api:
     """`api` with each `MediaBody.model` (a schema name) replaced by its class name, or None."""
-
-    def media(bodies: tuple[MediaBody, ...]) -> tuple[MediaBody, ...]:
-        return tuple(
-            replace(b, model=class_names.get(b.model) if b.model is not None else None)
-            for b in bodies
-        )
 
     def body(request_body: RequestBody | None) -> RequestBody | None:
         if request_body is None:
             return None
-        return replace(request_body, content=media(request_body.content))
-
-    def responses(declared: tuple[Response, ...]) -> tuple[Response, ...]:
-        return tuple(replace(r, content=media(r.content)) for r in declared)
+        return replace(request_body, content=_with_classes(request_body.content, class_names))
 
     operations = tuple(
-        replace(op, request_body=body(op.request_body), responses=responses(op.responses))
+        replace(
+            op,
+            request_body=body(op.request_body),
+            responses=responses_with_model_classes(op.responses, class_names),
+        )
         for op in api.operations
     )
 
     def outbound(callbacks: tuple[Callback, ...]) -> tuple[Callback, ...]:
         return tuple(
-            replace(c, request_body=body(c.request_body), responses=responses(c.responses))
+            replace(
+                c,
+                request_body=body(c.request_body),
+                responses=responses_with_model_classes(c.responses, class_names),
+            )
             for c in callbacks
         )
 
@@ -118,6 +147,43 @@ def with_model_classes(api: Api, class_names: Mapping[str, str]) -> Api:
         webhooks=outbound(api.webhooks),
         callbacks=outbound(api.callbacks),
     )
+
+
+def responses_with_model_classes(
+    declared: tuple[Response, ...], class_names: Mapping[str, str]
+) -> tuple[Response, ...]:
+    """`declared` with each `MediaBody.model` (a schema name) replaced by its class name."""
+    return tuple(replace(r, content=_with_classes(r.content, class_names)) for r in declared)
+
+
+def _with_classes(
+    bodies: tuple[MediaBody, ...], class_names: Mapping[str, str]
+) -> tuple[MediaBody, ...]:
+    return tuple(
+        replace(b, model=class_names.get(b.model) if b.model is not None else None) for b in bodies
+    )
+
+
+_CONSTANT_PREFIXES = {"parameters": "PARAMETER_", "responses": "RESPONSE_"}
+
+
+def constant_names(document: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """The module-level constant each parameter and response component is written as, by
+    (kind, name): `PARAMETER_WORKSPACE_ID`; a response's status is added where it is used
+    (`RESPONSE_NOT_FOUND` + `_404`). Names that would clash are numbered in name order."""
+    components = _mapping(document.get("components"))
+    found: dict[tuple[str, str], str] = {}
+    for kind, prefix in _CONSTANT_PREFIXES.items():
+        taken: set[str] = set()
+        for component in sorted(_mapping(components.get(kind))):
+            base = prefix + (names.snake_case(component).upper() or "COMPONENT")
+            name, number = base, 1
+            while name in taken:
+                number += 1
+                name = f"{base}_{number}"
+            taken.add(name)
+            found[(kind, component)] = name
+    return found
 
 
 def base_path(document: dict[str, Any]) -> str:
@@ -157,6 +223,7 @@ class _Builder:
         self.prepared = prepared
         self.openapi_30 = is_openapi_30(str(document.get("openapi", "")))
         self.base_path = base_path(document)
+        self.constants = constant_names(document)
 
     def operation(self, site: OperationSite) -> Operation:
         params = parameters(site, self.resolver)
@@ -199,6 +266,7 @@ class _Builder:
             style=style,
             explode=explode if isinstance(explode, bool) else style == "form",
             schema=schema,
+            shared=self.shared("parameters", param.ref, ""),
         )
 
     def request_body(self, operation: dict[str, Any], pointer: str) -> RequestBody | None:
@@ -216,28 +284,54 @@ class _Builder:
         result = []
         for status in sorted(declared):
             at = jsonpointer.child(jsonpointer.child(pointer, "responses"), status)
-            response, at = self.resolver.deref(declared[status], at)
-            if not isinstance(response, dict):
-                continue
-            headers = _mapping(response.get("headers"))
-            schemas: dict[str, JsonSchema] = {}
-            required = []
-            for name in sorted(headers):
-                header, _ = self.resolver.deref(headers[name], "")
-                header = _mapping(header)
-                schemas[name] = self.parameter_schema(header)
-                if header.get("required") is True:
-                    required.append(name)
-            result.append(
-                Response(
-                    status=str(status),
-                    content=self.content(response, at),
-                    headers=tuple(sorted(headers)),
-                    header_schemas=schemas,
-                    required_headers=tuple(required),
-                )
-            )
+            response = self.response(str(status), declared[status], at)
+            if response is not None:
+                result.append(response)
         return tuple(result)
+
+    def response(self, status: str, declared: Any, pointer: str) -> Response | None:
+        ref = declared["$ref"] if is_ref(declared) else None
+        response, at = self.resolver.deref(declared, pointer)
+        if not isinstance(response, dict):
+            return None
+        headers = _mapping(response.get("headers"))
+        schemas: dict[str, JsonSchema] = {}
+        required = []
+        for name in sorted(headers):
+            header, _ = self.resolver.deref(headers[name], "")
+            header = _mapping(header)
+            schemas[name] = self.parameter_schema(header)
+            if header.get("required") is True:
+                required.append(name)
+        return Response(
+            status=status,
+            content=self.content(response, at),
+            headers=tuple(sorted(headers)),
+            header_schemas=schemas,
+            required_headers=tuple(required),
+            shared=self.shared("responses", ref, status),
+        )
+
+    def shared(self, kind: str, ref: str | None, status: str) -> Shared | None:
+        """Where a record written as `ref` is written, when `ref` names a component of `kind`
+        (its record is then the same wherever it is used)."""
+        if ref is None:
+            return None
+        try:
+            tokens = jsonpointer.split(ref_pointer(ref))
+        except RefError:
+            return None
+        if len(tokens) != 3 or tokens[:2] != ["components", kind]:
+            return None
+        return self.constant(SharedRef(kind, tokens[2], status))
+
+    def constant(self, ref: SharedRef) -> Shared | None:
+        """The constant the record `ref` names is written as."""
+        base = self.constants.get((ref.kind, ref.component))
+        if base is None:
+            return None
+        suffix = "_" + re.sub(r"[^0-9A-Za-z]", "", ref.status).upper() if ref.status else ""
+        return Shared(base + suffix, ref)
 
     def content(self, owner: dict[str, Any], pointer: str) -> tuple[MediaBody, ...]:
         content = owner.get("content")
@@ -254,6 +348,7 @@ class _Builder:
                     schema=self.schema(raw),
                     model=self.model(media_type, raw),
                     examples=self.examples(media),
+                    encoding=_encoding(media),
                 )
             )
         return tuple(bodies)
@@ -392,6 +487,17 @@ def _flow_scopes(scheme: dict[str, Any]) -> dict[str, str]:
         for name, description in _mapping(_mapping(flow).get("scopes")).items():
             scopes.setdefault(str(name), str(description))
     return dict(sorted(scopes.items()))
+
+
+def _encoding(media: dict[str, Any]) -> dict[str, str]:
+    """The `contentType` of each property's `encoding` entry (form and multipart bodies), by
+    property name; entries without one are left out."""
+    found: dict[str, str] = {}
+    for name, entry in sorted(_mapping(media.get("encoding")).items()):
+        content_type = _mapping(entry).get("contentType")
+        if isinstance(content_type, str) and content_type.strip():
+            found[str(name)] = content_type
+    return found
 
 
 def _mapping(value: Any) -> dict[str, Any]:

@@ -7,7 +7,7 @@ everything is sorted. Fields mirror the dataclasses of the generated `operations
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 JsonSchema = Mapping[str, Any] | bool
@@ -27,6 +27,25 @@ class SecurityScheme:
     scopes: Mapping[str, str]  # oauth2: every scope of its flows -> description
 
 
+@dataclass(frozen=True, order=True)
+class SharedRef:
+    """A record that comes from one component, the same wherever it is used: a parameter of
+    `components/parameters`, or a response of `components/responses` under one status."""
+
+    kind: str  # "parameters" or "responses"
+    component: str  # its name under `components/<kind>`
+    status: str  # a response's status; "" for a parameter
+
+
+@dataclass(frozen=True)
+class Shared:
+    """Where a record that comes from a component is written: once, as a module-level
+    constant that every use refers to by name."""
+
+    name: str  # the constant, e.g. RESPONSE_NOT_FOUND_404
+    ref: SharedRef
+
+
 @dataclass(frozen=True)
 class Parameter:
     """One parameter in effect for an operation (path-item ones merged in)."""
@@ -38,6 +57,7 @@ class Parameter:
     style: str
     explode: bool
     schema: JsonSchema
+    shared: Shared | None = None  # not a field of the generated record: where it is written
 
 
 @dataclass(frozen=True)
@@ -48,6 +68,8 @@ class MediaBody:
     schema: JsonSchema
     model: str | None  # the models.py class of a JSON body that is a component schema
     examples: Mapping[str, Any]  # name -> value; a lone `example` is named "example"
+    # form and multipart bodies: property -> the `contentType` of its `encoding` entry
+    encoding: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -67,6 +89,7 @@ class Response:
     headers: tuple[str, ...]
     header_schemas: Mapping[str, JsonSchema]
     required_headers: tuple[str, ...]
+    shared: Shared | None = None  # not a field of the generated record: where it is written
 
 
 @dataclass(frozen=True)

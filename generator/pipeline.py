@@ -20,11 +20,17 @@ from typing import Any
 import jinja2
 
 from . import analysis, bundle, jsonpointer, loader, render
-from .build_ir import build, build_operations, with_model_classes
+from .build_ir import (
+    build,
+    build_operations,
+    build_shared,
+    responses_with_model_classes,
+    with_model_classes,
+)
 from .cache import Cache
 from .diagnostics import Diagnostic, GenerationFailed, Located, Severity
 from .formatting import format_sources
-from .ir import Api, Source
+from .ir import Api, Parameter, Response, SharedRef, Source
 from .memo import Memo
 from .models import Models, ModelsJob, Worker
 from .output import Generated
@@ -213,17 +219,27 @@ class _Run:
             if kept is None:
                 self.fresh_records[key] = len(records)
                 kept = fresh[unit.path]
-            records.append(Records(*kept))
+            records.append(_records(kept))
         has_operations = any(r.operations for r in records)
         has_callbacks = any(r.callbacks for r in records)
+        refs = sorted({ref for r in records for ref in r.shared})
         skeleton_key = self.units.digest(
-            "skeletons", self.prepared_key, str(has_operations), str(has_callbacks)
+            "skeletons",
+            self.prepared_key,
+            str(has_operations),
+            str(has_callbacks),
+            *("\0".join((ref.kind, ref.component, ref.status)) for ref in refs),
         )
-        skeletons = self.memo.get("skeletons", skeleton_key)
+        skeletons = None if self.whole else self.memo.get("skeletons", skeleton_key)
         if skeletons is None:
             api = self._shared_api(prepared)
+            refs += render.shared_refs((), api.webhooks)
             texts = render.render_skeletons(
-                api, env, has_operations=has_operations, has_callbacks=has_callbacks
+                api,
+                env,
+                has_operations=has_operations,
+                has_callbacks=has_callbacks,
+                shared=self._shared_records(prepared, refs),
             )
             skeletons = format_sources(texts)
             self.memo.put("skeletons", skeleton_key, skeletons)
@@ -233,19 +249,19 @@ class _Run:
         """The new records with their model classes put in (and kept in the memo)."""
         finished = list(records)
         for key, index in self.fresh_records.items():
+            made = records[index]
             done = Records(
-                *(
-                    render.put_model_classes(records[index].of(kind), models.class_names)
-                    for kind in render.RECORD_KINDS
-                )
+                operations=render.put_model_classes(made.operations, models.class_names),
+                callbacks=render.put_model_classes(made.callbacks, models.class_names),
+                shared=made.shared,
             )
             finished[index] = done
-            self.memo.put("records", key, (done.operations, done.routes, done.callbacks))
+            self.memo.put("records", key, _plain(done))
         return finished
 
     def _render_records(
         self, missing: list[Unit], prepared: Prepared, env: jinja2.Environment
-    ) -> dict[str, tuple[str, str, str]]:
+    ) -> dict[str, PlainRecords]:
         if not missing:
             return {}
         part = self.document.data if self.whole else self.units.document(missing)
@@ -260,10 +276,18 @@ class _Run:
             )
             rendered.append(render.render_records(api.operations, api.callbacks, env))
         formatted = render.format_records(rendered, format_sources)
-        return {
-            unit.path: (r.operations, r.routes, r.callbacks)
-            for unit, r in zip(missing, formatted, strict=True)
-        }
+        return {unit.path: _plain(r) for unit, r in zip(missing, formatted, strict=True)}
+
+    def _shared_records(
+        self, prepared: Prepared, refs: list[SharedRef]
+    ) -> tuple[tuple[Parameter, ...], tuple[Response, ...]]:
+        """The records that come from components, as `refs` name them (their models as
+        stand-ins)."""
+        part = self.document.data if self.whole else self.units.document([])
+        resolver = self.resolver if self.whole else Resolver(part)
+        parameters, responses = build_shared(part, resolver, prepared, refs)
+        stand_ins = render.ModelStandIns()
+        return parameters, responses_with_model_classes(responses, stand_ins)
 
     def _shared_api(self, prepared: Prepared) -> Api:
         """The parts of the API outside the path items: title, base path, security schemes,
@@ -293,6 +317,21 @@ class _Run:
             value = make()
             self.memo.put(section, key, value)
         return value
+
+
+# A group's records as the memo keeps them: operations, callbacks, and the shared records they
+# name as (kind, component, status).
+PlainRecords = tuple[str, str, tuple[tuple[str, str, str], ...]]
+
+
+def _plain(records: Records) -> PlainRecords:
+    shared = tuple((ref.kind, ref.component, ref.status) for ref in records.shared)
+    return records.operations, records.callbacks, shared
+
+
+def _records(plain: PlainRecords) -> Records:
+    operations, callbacks, shared = plain
+    return Records(operations, callbacks, tuple(SharedRef(*ref) for ref in shared))
 
 
 def _notice(source: Source) -> dict[str, str]:

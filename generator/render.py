@@ -1,11 +1,16 @@
 """Render the IR through jinja2 templates: a skeleton per generated Python file, and the records
 of each path item's operations apart.
 
-The operation table, route table and callbacks are long lists of records, one group per path
-item. Each group is rendered on its own (`records.jinja`) so that a rebuild after editing one
-operation renders and formats only that group and reuses the text of the others; `assemble`
-puts the groups in place of the skeleton's markers. ruff formats a record the same wherever it
-stands, as long as its indentation is the same, which the wrappers in `format_records` ensure.
+The operation table and the callbacks are long lists of records, one group per path item. Each
+group is rendered on its own (`records.jinja`) so that a rebuild after editing one operation
+renders and formats only that group and reuses the text of the others; `assemble` puts the
+groups in place of the skeleton's markers. ruff formats a record the same wherever it stands,
+as long as its indentation is the same, which the wrappers in `format_records` ensure.
+
+A record that comes from a component (a `components/responses` entry under one status, a
+`components/parameters` entry) is the same in every operation that uses it: the groups name it,
+and the skeleton of `operations.py` writes it once, as a constant, for every name the groups
+use (`Records.shared`). The route table is a loop over the operation table.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ import ast
 import json
 import math
 import re
-import textwrap
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +26,7 @@ from typing import Any
 
 import jinja2
 
-from .ir import Api, Callback, Operation, Source
+from .ir import Api, Callback, Operation, Parameter, Response, SharedRef, Source
 
 TEMPLATES = Path(__file__).with_name("templates")
 PYTHON_FILES = ("__init__.py", "operations.py", "routes.py")
@@ -90,7 +94,7 @@ def environment(bytecode_folder: Path | None = None) -> jinja2.Environment:
 # hash's length, so ruff lays the line out the same.
 SOURCE_STAND_IN = Source("<spec>", "0123456789abcdef" * 4)
 _HEADER_STAND_IN = HEADER.format(path=SOURCE_STAND_IN.path, sha256=SOURCE_STAND_IN.sha256)
-RECORD_KINDS = ("operations", "routes", "callbacks")
+RECORD_KINDS = ("operations", "callbacks")
 
 
 def marker(kind: str) -> str:
@@ -99,11 +103,16 @@ def marker(kind: str) -> str:
 
 
 def render_skeletons(
-    api: Api, env: jinja2.Environment, *, has_operations: bool, has_callbacks: bool
+    api: Api,
+    env: jinja2.Environment,
+    *,
+    has_operations: bool,
+    has_callbacks: bool,
+    shared: tuple[tuple[Parameter, ...], tuple[Response, ...]] = ((), ()),
 ) -> dict[str, str]:
     """`__init__.py`, `operations.py` and `routes.py` without their records, by file name;
     `api` needs no operations or callbacks (its webhooks and security schemes are rendered in
-    place)."""
+    place, as are the `shared` records, parameters and responses, each with its name)."""
     api = Api(
         SOURCE_STAND_IN,
         api.title,
@@ -112,14 +121,31 @@ def render_skeletons(
         api.security_schemes,
         api.webhooks,
     )
+    responses = _with_first_of_component(shared[1])
     context = {
         "api": api,
         "header": _HEADER_STAND_IN,
         "marker": marker,
         "has_operations": has_operations,
         "has_callbacks": has_callbacks,
+        "api_shared_parameters": shared[0],
+        "api_shared_responses": responses,
+        "writes_replace": any(same_as for _, same_as in responses),
     }
     return {name: env.get_template(name + ".jinja").render(**context) for name in PYTHON_FILES}
+
+
+def _with_first_of_component(responses: tuple[Response, ...]) -> list[tuple[Response, str]]:
+    """Each response, with the name of the first one of the same component ("" for that one):
+    the others are written as it, with their own status."""
+    first: dict[str, str] = {}
+    paired = []
+    for response in responses:
+        assert response.shared is not None  # a shared record has its name
+        component, name = response.shared.ref.component, response.shared.name
+        paired.append((response, first.get(component, "")))
+        first.setdefault(component, name)
+    return paired
 
 
 def render_models(body: str, env: jinja2.Environment) -> str:
@@ -165,11 +191,12 @@ def put_model_classes(text: str, class_names: Mapping[str, str]) -> str:
 
 @dataclass(frozen=True)
 class Records:
-    """The rendered records of one group of operations (a path item), per kind."""
+    """The rendered records of one group of operations (a path item), per kind, and the
+    shared records they name."""
 
     operations: str
-    routes: str
     callbacks: str
+    shared: tuple[SharedRef, ...] = ()
 
     def of(self, kind: str) -> str:
         """The text for one of `RECORD_KINDS`."""
@@ -182,13 +209,22 @@ def render_records(
     """The records of a group of operations, unformatted."""
     module = env.get_template("records.jinja").module
     operation: Callable[[Operation], str] = module.operation  # type: ignore[attr-defined]
-    route: Callable[[Operation], str] = module.route  # type: ignore[attr-defined]
     callback: Callable[[Callback], str] = module.callback  # type: ignore[attr-defined]
     return Records(
         operations="".join(f"{operation(op)},\n" for op in operations),
-        routes="".join(f"{route(op)}\n" for op in operations),
         callbacks="".join(f"{callback(c)},\n" for c in callbacks),
+        shared=shared_refs(operations, callbacks),
     )
+
+
+def shared_refs(
+    operations: Sequence[Operation], callbacks: Sequence[Callback]
+) -> tuple[SharedRef, ...]:
+    """The shared records the operations and callbacks name, sorted."""
+    found = {p.shared.ref for op in operations for p in op.parameters if p.shared is not None}
+    for responses in [*(op.responses for op in operations), *(c.responses for c in callbacks)]:
+        found.update(r.shared.ref for r in responses if r.shared is not None)
+    return tuple(sorted(found))
 
 
 def format_records(
@@ -196,27 +232,27 @@ def format_records(
 ) -> list[Records]:
     """`groups` formatted by one call of `format_files` (file name → text, formatted).
 
-    Each group's records are wrapped as they stand in the finished files: inside a tuple, or
-    in a function body, at an indentation of four spaces.
+    Each group's records are wrapped as they stand in the finished files: inside a tuple, at an
+    indentation of four spaces.
     """
     sources = {
-        "operations.py": "".join(f"_{i} = (\n{g.operations})\n" for i, g in enumerate(groups)),
-        "callbacks.py": "".join(f"_{i} = (\n{g.callbacks})\n" for i, g in enumerate(groups)),
-        "routes.py": "".join(
-            f"def _{i}():\n{textwrap.indent(g.routes or 'pass', '    ')}\n"
-            for i, g in enumerate(groups)
-        ),
+        kind + ".py": "".join(f"_{i} = (\n{g.of(kind)})\n" for i, g in enumerate(groups))
+        for kind in RECORD_KINDS
     }
     formatted = format_files(sources)
     parts = {kind: _unwrap(formatted[kind + ".py"], len(groups)) for kind in RECORD_KINDS}
     return [
-        Records(*(parts[kind][i] if getattr(g, kind) else "" for kind in RECORD_KINDS))
+        Records(
+            operations=parts["operations"][i] if g.operations else "",
+            callbacks=parts["callbacks"][i] if g.callbacks else "",
+            shared=g.shared,
+        )
         for i, g in enumerate(groups)
     ]
 
 
 # The first line of each wrapper `format_records` makes, as ruff leaves it.
-_WRAPPER = re.compile(r"^(?:_\d+ = \(\)?|def _\d+\(\):)\n", re.MULTILINE)
+_WRAPPER = re.compile(r"^_\d+ = \(\)?\n", re.MULTILINE)
 
 
 def _unwrap(text: str, count: int) -> list[str]:
@@ -243,7 +279,7 @@ def assemble(
     files = {}
     for name, text in skeletons.items():
         for kind in RECORD_KINDS:
-            line = f"    {marker(kind)}\n" if kind == "routes" else f"    # {marker(kind)}\n"
+            line = f"    # {marker(kind)}\n"
             if line in text:
                 text = text.replace(line, "".join(g.of(kind) for g in groups), 1)
         text = text.replace(_HEADER_STAND_IN, header, 1)

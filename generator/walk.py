@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import jsonpointer, names
-from .resolve import RefError, Resolver
+from .resolve import RefError, Resolver, is_ref
 
 HTTP_METHODS = ("delete", "get", "head", "options", "patch", "post", "put", "trace")
 PATH_TEMPLATE = re.compile(r"\{([^{}]*)\}")
@@ -65,6 +65,7 @@ class ParameterSite:
 
     value: dict[str, Any]
     pointer: str
+    ref: str | None = None  # the `$ref` it was written as, if it was one
 
     @property
     def name(self) -> str:
@@ -115,7 +116,8 @@ def parameters(site: OperationSite, resolver: Resolver) -> list[ParameterSite]:
             except RefError:
                 continue
             if isinstance(value, dict):
-                parameter = ParameterSite(value, pointer)
+                ref = item["$ref"] if is_ref(item) else None
+                parameter = ParameterSite(value, pointer, ref)
                 merged[(parameter.name, parameter.location)] = parameter
     return list(merged.values())
 

@@ -15,7 +15,8 @@ from generated.routes import register_routes
 from server.bootstrap import bootstrap
 from server.config import Config
 from server.docs import install_docs_assets
-from server.runtime.credentials import StorageCredentials
+from server.domain.credentials import StorageCredentials
+from server.gateway.service import build_engine
 from server.runtime.dispatch import (
     Dispatcher,
     GantryGuard,
@@ -23,12 +24,13 @@ from server.runtime.dispatch import (
     Handler,
     MissingHandlerError,
 )
-from server.runtime.gate import GatedFlask, install_contract_gate
+from server.runtime.gate import BODY_LIMITS_KEY, GatedFlask, install_contract_gate
 from server.runtime.middleware import install_request_hooks
 from server.runtime.pagination import CursorCodec
 from server.runtime.problem import install_error_handlers
 from server.runtime.ratelimit import RateLimiter, rate_limit_store
 from server.runtime.schemas import SchemaBundle
+from server.secrets_key import open_secret_box
 from server.state import AppState
 from server.storage.db import Database
 
@@ -62,18 +64,26 @@ def create_app(
 
     app = GatedFlask("gantry")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    # An artifact upload may carry a file up to its own limit, plus the multipart framing.
+    app.config[BODY_LIMITS_KEY] = {"uploadRunArtifact": config.artifact_max_bytes + (64 << 10)}
     # Only the methods the spec declares exist; an undeclared OPTIONS is a 405 like any other.
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
+    shared_limits = rate_limit_store(config, database)
     state = AppState(
         config=config,
         database=database,
         credentials=StorageCredentials(),
         cursors=CursorCodec(config.secret_key.encode()),
         spec_document=load_spec_document(),
-        login_limiter=RateLimiter(
-            rate_limit_store(config, database), config.login_rate_per_minute, per=60.0
+        login_limiter=RateLimiter(shared_limits, config.login_rate_per_minute, per=60.0),
+        secret_box=open_secret_box(config, database),
+        gateway=build_engine(
+            config,
+            read_sessions=database.read_sessionmaker,
+            write_sessions=database.write_sessionmaker,
+            hits=shared_limits,
         ),
     )
     app.extensions["gantry"] = state
@@ -105,7 +115,7 @@ def create_app(
         raise MissingHandlerError("; ".join(missing))
     # The WSGI layers, innermost first: the gate admits or refuses each API request before
     # Flask's request cycle; the request hooks around it stamp every answer, the gate's too.
-    install_contract_gate(app, dispatcher.admit)
+    install_contract_gate(app, dispatcher.admit, dispatcher.error_formats)
     install_request_hooks(app)
 
     bootstrap(state)

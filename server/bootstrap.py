@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
-
-from server.security import hash_secret, new_id, secret_prefix
+from server.domain import users
+from server.domain.errors import Conflict
+from server.domain.unit import SystemActor, unit_of_work
 from server.state import AppState
-from server.storage.models import AuditEvent, PersonalAccessToken, User
 
-BOOTSTRAP_EMAIL = "admin@gantry.local"
-ALL_SCOPES = ["admin", "gateway", "read", "run", "write"]
 _TOKEN = re.compile(r"pat_[0-9A-Za-z]{40}")
+# The system, named for what it does here in the audit trail.
+BOOTSTRAP = SystemActor(label="bootstrap")
 log = logging.getLogger("gantry.bootstrap")
 
 
@@ -37,57 +34,10 @@ def bootstrap(state: AppState) -> None:
         raise BootstrapError(
             "GANTRY_BOOTSTRAP_TOKEN must be 'pat_' followed by 40 letters or digits."
         )
-    now = datetime.now(UTC)
-    session = state.database.sessionmaker()
     try:
-        if session.scalar(select(func.count()).select_from(User)):
-            return
-        user = User(
-            id=new_id("usr_"),
-            email=BOOTSTRAP_EMAIL,
-            name="Bootstrap Admin",
-            password_hash=None,
-            is_superadmin=True,
-            status="active",
-            created_at=now,
-            updated_at=now,
-        )
-        pat = PersonalAccessToken(
-            id=new_id("tok_"),
-            user_id=user.id,
-            name="bootstrap",
-            scopes=ALL_SCOPES,
-            prefix=secret_prefix(token),
-            token_hash=hash_secret(token),
-            status="active",
-            expires_at=now + timedelta(days=365),
-            last_used_at=None,
-            created_at=now,
-            revoked_at=None,
-        )
-        event = AuditEvent(
-            id=new_id("aud_"),
-            workspace_id=None,
-            actor_type="system",
-            actor_id=None,
-            actor_label="bootstrap",
-            action="user.created",
-            target_type="user",
-            target_id=user.id,
-            summary=f"Bootstrap superadmin {BOOTSTRAP_EMAIL} created",
-            metadata_={"source": "GANTRY_BOOTSTRAP_TOKEN"},
-            ip=None,
-            user_agent=None,
-            request_id=None,
-            created_at=now,
-        )
-        session.add(user)
-        session.flush()
-        session.add_all([pat, event])
-        session.commit()
-        log.info("created bootstrap superadmin %s", BOOTSTRAP_EMAIL)
-    except IntegrityError:
-        # Another worker bootstrapped the same empty database first.
-        session.rollback()
-    finally:
-        session.close()
+        with unit_of_work(state.database.sessionmaker, BOOTSTRAP) as uow:
+            admin = users.bootstrap_superadmin(uow, token)
+    except Conflict:  # another worker bootstrapped the same empty database first
+        return
+    if admin is not None:
+        log.info("created bootstrap superadmin %s", users.BOOTSTRAP_EMAIL)

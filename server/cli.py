@@ -1,15 +1,19 @@
-"""``gantry serve``: run the API under gunicorn on GANTRY_HOST:GANTRY_PORT."""
+"""``gantry serve``: run the API under gunicorn on GANTRY_HOST:GANTRY_PORT, each worker with
+the run executor's threads; ``gantry executor``: the run executor alone."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from server import executor
 from server.app import create_app
 from server.config import Config
+from server.secrets_key import SecretKeyError
 from server.serving.redact import RedactingLogger
 from server.serving.worker import GantryWorker
 
@@ -32,6 +36,34 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return self._app
 
 
+_EXECUTOR_KEY = "gantry.executor"
+
+
+def _start_executor(worker: Any) -> None:
+    state = worker.wsgi.extensions["gantry"]
+    if state.config.executor_threads > 0:
+        worker.wsgi.extensions[_EXECUTOR_KEY] = executor.for_app(state).start()
+
+
+def _stop_executor(_server: Any, worker: Any) -> None:
+    running = worker.wsgi.extensions.get(_EXECUTOR_KEY) if worker.wsgi is not None else None
+    if running is not None:
+        running.stop(timeout=5.0)
+
+
+def run_executor(args: argparse.Namespace) -> None:
+    """Execute queued runs in the foreground until SIGINT or SIGTERM (migrating the database
+    first, as ``serve`` does)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    config = Config.from_env()
+    state = create_app(config).extensions["gantry"]
+    threads = getattr(args, "threads", None)
+    running = executor.for_app(state, threads=threads or max(1, config.executor_threads)).start()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: running.stop(timeout=10.0))
+    running.wait()
+
+
 def serve(args: argparse.Namespace) -> None:
     """Build the app from the environment and serve it until interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -41,7 +73,10 @@ def serve(args: argparse.Namespace) -> None:
     # Where it listens is part of the configuration: the default CSRF allow-list derives from it.
     config = config.with_(host=host, port=int(port))
     # Built once in the master: workers inherit one cursor-signing key and one migrated schema.
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except SecretKeyError as refused:  # an operator's to fix: said plainly, not as a traceback
+        raise SystemExit(f"gantry serve: {refused}") from None
     workers = max(1, int(getattr(args, "workers", 2) or 2))
     logging.getLogger("gantry").info(
         "serving on http://%s:%s/api/v1 (%d workers, %d threads each, read timeout %g s)",
@@ -54,6 +89,10 @@ def serve(args: argparse.Namespace) -> None:
     _Gunicorn(
         app,
         {
+            # Each worker executes runs too (threads started after the fork, with the
+            # worker's own connection pool), and lets them go when it exits.
+            "post_worker_init": _start_executor,
+            "worker_exit": _stop_executor,
             "bind": f"{host}:{port}",
             "workers": workers,
             # Threads hold slow clients and open streams; see ``server.serving.worker``.

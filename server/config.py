@@ -51,6 +51,11 @@ class Config:
     # Signs cursors. Random per process unless set, so cursors do not survive a restart
     # (or span gunicorn workers) without GANTRY_SECRET_KEY.
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # Seals provider secrets at rest: a key derived from GANTRY_SECRET_KEY when it is set, else
+    # the key in ``secrets_key_file`` (default ``var_dir/secrets.key``, written with mode 0600 on
+    # the first start that needs one).
+    secrets_passphrase: str = ""
+    secrets_key_file: Path | None = None
     max_body_bytes: int = 1 << 20
     # The origin browsers reach the server at; empty: http://<host>:<port> (and, on a loopback
     # host, the same port under both 127.0.0.1 and localhost).
@@ -64,6 +69,24 @@ class Config:
     threads: int = 16
     # Seconds a client has to send a request's headers and body; then 408 and the connection closes.
     read_timeout_s: float = 10.0
+    # The AI gateway: each credential's default rate limit (a route may set its own) and how
+    # long a stream may stay silent before a keep-alive comment.
+    gateway_requests_per_minute: int = 120
+    gateway_burst: int = 20
+    gateway_keep_alive_s: float = 15.0
+    # Runs: the queue's limits (PRODUCT §4.1), the server's executor threads per serving
+    # process (0: none; run ``gantry executor`` instead) and where artifact bytes live
+    # (default ``var_dir/artifacts``) up to what size.
+    run_lease_ttl_s: float = 60.0
+    run_queue_ttl_s: float = 24 * 3600.0
+    run_max_attempts: int = 3
+    run_max_duration_s: float = 3600.0
+    run_cancel_grace_s: float = 30.0
+    executor_threads: int = 2
+    # How long a run-creating request with ``wait=true`` waits for its run to end.
+    run_wait_s: float = 30.0
+    artifacts_dir: Path | None = None
+    artifact_max_bytes: int = 25 << 20
     auto_migrate: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -83,6 +106,10 @@ class Config:
             openapi_enabled=_flag(env.get("GANTRY_OPENAPI_ENABLED"), True),
             registration_enabled=_flag(env.get("GANTRY_REGISTRATION_ENABLED"), True),
             secret_key=env.get("GANTRY_SECRET_KEY") or config.secret_key,
+            secrets_passphrase=env.get("GANTRY_SECRET_KEY", ""),
+            secrets_key_file=(
+                Path(env["GANTRY_SECRETS_KEY_FILE"]) if env.get("GANTRY_SECRETS_KEY_FILE") else None
+            ),
             max_body_bytes=int(env.get("GANTRY_MAX_BODY_BYTES", config.max_body_bytes)),
             public_url=env.get("GANTRY_PUBLIC_URL", "").strip(),
             csrf_origins=frozenset(o for o in origins if o),
@@ -90,6 +117,32 @@ class Config:
             redis_url=env.get("GANTRY_REDIS_URL", "").strip(),
             threads=max(1, int(env.get("GANTRY_THREADS", config.threads))),
             read_timeout_s=float(env.get("GANTRY_READ_TIMEOUT_S", config.read_timeout_s)),
+            gateway_requests_per_minute=max(
+                1, int(env.get("GANTRY_GATEWAY_RPM", config.gateway_requests_per_minute))
+            ),
+            gateway_burst=max(1, int(env.get("GANTRY_GATEWAY_BURST", config.gateway_burst))),
+            gateway_keep_alive_s=float(
+                env.get("GANTRY_GATEWAY_KEEPALIVE_S", config.gateway_keep_alive_s)
+            ),
+            run_lease_ttl_s=float(env.get("GANTRY_RUN_LEASE_TTL_S", config.run_lease_ttl_s)),
+            run_queue_ttl_s=float(env.get("GANTRY_RUN_QUEUE_TTL_S", config.run_queue_ttl_s)),
+            run_max_attempts=max(
+                1, int(env.get("GANTRY_RUN_MAX_ATTEMPTS", config.run_max_attempts))
+            ),
+            run_max_duration_s=float(
+                env.get("GANTRY_RUN_MAX_DURATION_S", config.run_max_duration_s)
+            ),
+            run_cancel_grace_s=float(
+                env.get("GANTRY_RUN_CANCEL_GRACE_S", config.run_cancel_grace_s)
+            ),
+            run_wait_s=max(0.0, float(env.get("GANTRY_RUN_WAIT_S", config.run_wait_s))),
+            executor_threads=max(
+                0, int(env.get("GANTRY_EXECUTOR_THREADS", config.executor_threads))
+            ),
+            artifacts_dir=(
+                Path(env["GANTRY_ARTIFACTS_DIR"]) if env.get("GANTRY_ARTIFACTS_DIR") else None
+            ),
+            artifact_max_bytes=int(env.get("GANTRY_ARTIFACT_MAX_BYTES", config.artifact_max_bytes)),
         )
 
     def allowed_origins(self) -> frozenset[str]:
@@ -102,6 +155,14 @@ class Config:
         else:
             own = {origin_of(f"http://{self.host}:{self.port}")}
         return frozenset(own | {origin_of(o) for o in self.csrf_origins})
+
+    def artifact_dir(self) -> Path:
+        """Where artifact bytes are kept."""
+        return self.artifacts_dir or self.var_dir / "artifacts"
+
+    def key_file(self) -> Path:
+        """Where the key that seals provider secrets is kept without GANTRY_SECRET_KEY."""
+        return self.secrets_key_file or self.var_dir / "secrets.key"
 
     def with_(self, **changes: Any) -> Config:
         """A copy with ``changes`` applied (tests use this)."""

@@ -1,15 +1,18 @@
-"""Roles, credential kinds and statuses, actor types and token scope caps, declared once: in
-``spec/openapi.yaml``.
+"""Roles, who may grant them, credential kinds and statuses, actor types, token scope caps and
+session lifetimes, declared once: in ``spec/openapi.yaml``.
 
-The runtime, the ORM's check constraints and the contract suite read them from the generated
-package (the spec's enums, and ``TokenScope``'s ``x-gantry-role-caps``), so a role added to the
-spec is a role everywhere after `make generate` (and a migration for the check constraints).
+The runtime, the domain, the ORM's check constraints and the contract suite read them from the
+generated package (the spec's enums, ``TokenScope``'s ``x-gantry-role-caps`` and the top-level
+``x-gantry-role-grants``), so a role added to the spec is a role everywhere after
+`make generate` (and a migration for the check constraints).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
+from datetime import timedelta
 from importlib import resources
 from types import MappingProxyType
 
@@ -28,9 +31,13 @@ __all__ = [
     "API_KEY_ROLES",
     "CREDENTIAL_KINDS",
     "CREDENTIAL_STATUSES",
+    "ROLE_GRANTS",
     "SCOPE_CAPS",
+    "SESSION_ABSOLUTE_TTL",
+    "SESSION_IDLE_TTL",
     "USER_STATUSES",
     "WORKSPACE_ROLES",
+    "duration",
 ]
 
 # In increasing order of privilege, as the spec's enum lists them.
@@ -54,3 +61,46 @@ def _scope_caps() -> Mapping[str, str]:
 
 # A personal access token acts with the user's roles, capped by its scopes.
 SCOPE_CAPS: Mapping[str, str] = _scope_caps()
+
+
+def _role_grants() -> Mapping[str, frozenset[str]]:
+    text = resources.files(generated).joinpath("openapi.json").read_text(encoding="utf-8")
+    declared: dict[str, list[str]] = json.loads(text).get("x-gantry-role-grants") or {}
+    grants = {role: frozenset(granted) for role, granted in declared.items()}
+    named = set(grants).union(*grants.values())
+    if not named <= set(WORKSPACE_ROLES):
+        raise ValueError(f"x-gantry-role-grants names roles the spec does not have: {declared}")
+    return MappingProxyType(grants)
+
+
+# Which roles a member of each role may grant or take away (a role not listed: none).
+ROLE_GRANTS: Mapping[str, frozenset[str]] = _role_grants()
+
+
+_DURATION = re.compile(
+    r"P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?"
+)
+
+
+def duration(text: str) -> timedelta:
+    """An ISO 8601 duration of weeks, days, hours, minutes and seconds (``PT12H``, ``P7D``)."""
+    found = _DURATION.fullmatch(text)
+    if found is None or text in ("P", "PT") or text.endswith("T"):
+        raise ValueError(f"not an ISO 8601 duration of weeks to seconds: {text!r}")
+    return timedelta(**{unit: int(n) for unit, n in found.groupdict().items() if n})
+
+
+def _session_lifetimes() -> tuple[timedelta, timedelta]:
+    text = resources.files(generated).joinpath("openapi.json").read_text(encoding="utf-8")
+    schemes = json.loads(text).get("components", {}).get("securitySchemes", {})
+    for scheme in schemes.values():
+        declared = scheme.get("x-gantry-session")
+        if declared:
+            return duration(str(declared["idle"])), duration(str(declared["absolute"]))
+    raise ValueError("the cookie security scheme declares no x-gantry-session lifetimes")
+
+
+# A cookie session ends when unused for the idle lifetime (each use extends it), and at the
+# absolute lifetime after sign-in whatever its use.
+SESSION_IDLE_TTL, SESSION_ABSOLUTE_TTL = _session_lifetimes()

@@ -24,7 +24,7 @@ from typing import Any
 from flask import Flask, Response, request
 
 from bench.contract import handlers
-from server.runtime.auth import Principal
+from server.domain.actors import Principal
 from server.runtime.errors import ApiError, BadRequest, FieldError, Unauthenticated
 
 SPEC_PATH = Path(__file__).resolve().parent / "openapi.yaml"

@@ -5,8 +5,8 @@ with its compiled parameter and body validators, request ids and problem+json er
 404, 405, 415 exactly as the server answers them). Only the guard (`MockGuard`: credentials
 checked by presence) and the handlers (`Responder`: documented examples or synthesised values)
 differ. List operations are not paginated: the mock has no cursors to check. It runs without the
-contract gate (``server.runtime.gate``): credentials sent in the query are set aside, and form
-parts without a name refused, before its views admit a request themselves.
+contract gate (``server.runtime.gate``): credentials sent in the query are set aside before its
+views admit a request themselves.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from server.mock.package import generate_package, import_package
 from server.mock.responder import Responder
 from server.mock.synth import Synthesizer
 from server.runtime.dispatch import Dispatcher
-from server.runtime.errors import BadRequest, FieldError
 from server.runtime.middleware import install_request_hooks
 from server.runtime.pagination import CursorCodec
 from server.runtime.problem import PROBLEM_JSON, install_error_handlers
@@ -42,7 +41,6 @@ def create_mock_app(spec_path: str | Path, *, cache_dir: Path | None = None) -> 
     app.extensions["gantry_mock"] = package
     install_request_hooks(app)
     install_error_handlers(app)
-    app.before_request(_reject_unnamed_form_fields)
 
     bundle = SchemaBundle.from_package(package)
     synth = Synthesizer(bundle)
@@ -92,21 +90,6 @@ def _as_documented(view: Callable[..., Any], responder: Responder) -> Callable[.
 
     documented_refusals.__name__ = view.__name__
     return documented_refusals
-
-
-def _reject_unnamed_form_fields() -> None:
-    """400 for a form part whose name werkzeug could not read (it gives the key None).
-
-    The runtime's body parser would pass that None on to the validator and fail with a 500.
-    """
-    if flask_request.mimetype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        return
-    names = [*flask_request.form.keys(), *flask_request.files.keys()]
-    if any(not isinstance(name, str) for name in names):
-        raise BadRequest(
-            "A form field has no readable name.",
-            errors=[FieldError("body", "malformed Content-Disposition name")],
-        )
 
 
 def _query_credentials(operation: Any, schemes: Any) -> frozenset[str]:

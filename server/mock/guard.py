@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Request as WerkzeugRequest
 
-from server.runtime.auth import Principal
+from server.domain.actors import Principal
 from server.runtime.errors import Unauthenticated
 
 REALM = 'realm="mock"'

@@ -2,9 +2,10 @@
 
 The server never imports the generator: the package is made by running `gantry generate` in a
 subprocess, into `<cache>/mock/<sha256 of the spec>/build/`, then copied to
-`<cache>/mock/<sha>/gantry_mock_<sha>/`, where `<sha>` is the `SPEC_SHA256` the generator wrote:
-the digest of the root file and of every file its `$ref`s brought in, so that a changed
-referenced file gets a package (and a module name) of its own within one process. The cache is
+`<cache>/mock/<sha>/gantry_mock_<sha>/`, where `<sha>` is a digest of the generated files. They
+carry the `SPEC_SHA256` of the root file and of every file its `$ref`s brought in, so a changed
+referenced file gets a package (and a module name) of its own within one process; and a newer
+generator that writes other files gets a package of its own, never an older one. The cache is
 `$GANTRY_CACHE_DIR`, else `.cache/gantry`; a temporary folder when the cache is off. The
 generator's own cache makes an unchanged spec cost a fraction of a second.
 """
@@ -15,7 +16,6 @@ import hashlib
 import importlib
 import importlib.util
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -51,22 +51,21 @@ def generate_package(spec: Path, root: Path | None = None) -> Path:
     )
     if result.returncode != 0:
         raise MockSpecError(result.stderr.strip() or f"gantry generate failed for {spec}")
-    digest = _spec_digest(build)[:16]
+    digest = _package_digest(build)[:16]
     out = mock_root / digest / f"gantry_mock_{digest}"
     if not out.is_dir():
         _publish(build, out)
     return out
 
 
-_SPEC_SHA256 = re.compile(r'^SPEC_SHA256 = "([0-9a-f]{64})"$', re.MULTILINE)
-
-
-def _spec_digest(folder: Path) -> str:
-    """The `SPEC_SHA256` of a generated package, read without importing it."""
-    found = _SPEC_SHA256.search((folder / "__init__.py").read_text(encoding="utf-8"))
-    if found is None:
-        raise MockSpecError(f"no SPEC_SHA256 in the package generated in {folder}")
-    return found.group(1)
+def _package_digest(folder: Path) -> str:
+    """The sha256 of the files of the package generated in `folder`, names and bytes."""
+    if not (folder / "__init__.py").is_file():
+        raise MockSpecError(f"no package was generated in {folder}")
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def _publish(build: Path, out: Path) -> None:

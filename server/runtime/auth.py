@@ -2,57 +2,32 @@
 
 Handlers never re-type a least role: the dispatcher calls ``authorize`` with the operation's
 ``security`` and ``min_role`` from the spec. Workspace-scoped operations (a ``workspace_id``
-path parameter) resolve the caller's role there; a non-member gets 404 exactly as if the
-workspace did not exist, a member below the least role gets 403.
+path parameter, or on a flat path the workspace that owns the item it names, which the guard
+puts in the path: ``server.runtime.ownership``) resolve the caller's role there; a non-member
+gets 404 exactly as if the workspace did not exist, a member below the least role gets 403.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from server.runtime import roles
-from server.runtime.errors import Forbidden, NotFound, Unauthenticated
+from server.domain import roles
+from server.domain.actors import Principal
+from server.domain.errors import RuleError
+from server.runtime.errors import Forbidden, NotFound, Unauthenticated, from_rule
+from server.runtime.ownership import WORKSPACE_PARAM as WORKSPACE_PARAM
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SESSION_COOKIE = "session"
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling, and with which credential."""
-
-    kind: str  # "session" | "pat" | "api_key"
-    credential_id: str
-    label: str
-    user_id: str | None = None
-    is_superadmin: bool = False
-    scopes: frozenset[str] = field(default_factory=frozenset)
-    workspace_id: str | None = None  # API keys act in one workspace …
-    key_role: str | None = None  # … with a fixed role
-
-    @property
-    def is_user(self) -> bool:
-        """Whether the credential belongs to a user (session or personal access token)."""
-        return self.kind in ("session", "pat")
-
-    @property
-    def actor_type(self) -> str:
-        """The audit actor type of this principal."""
-        return "api_key" if self.kind == "api_key" else "user"
-
-    @property
-    def actor_id(self) -> str:
-        """The audit actor id: the user, or the API key."""
-        return self.user_id if self.user_id is not None else self.credential_id
-
-
 class CredentialStore(Protocol):
-    """Look-ups the auth layer needs from storage (``server.runtime.credentials``)."""
+    """Look-ups the auth layer needs from storage (``server.domain.credentials``)."""
 
     def by_bearer(self, db: Session, secret: str, now: datetime) -> Principal: ...
 
@@ -77,13 +52,16 @@ def authenticate(
 ) -> Principal | None:
     """The caller, or None when no credential was sent. Bad credentials raise 401."""
     now = now or datetime.now(UTC)
-    if creds.authorization is not None:
-        scheme, _, secret = creds.authorization.strip().partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
-            raise Unauthenticated("The Authorization header must be 'Bearer <token>'.")
-        return store.by_bearer(db, secret.strip(), now)
-    if creds.session_cookie:
-        return store.by_session(db, creds.session_cookie, now)
+    try:
+        if creds.authorization is not None:
+            scheme, _, secret = creds.authorization.strip().partition(" ")
+            if scheme.lower() != "bearer" or not secret.strip():
+                raise Unauthenticated("The Authorization header must be 'Bearer <token>'.")
+            return store.by_bearer(db, secret.strip(), now)
+        if creds.session_cookie:
+            return store.by_session(db, creds.session_cookie, now)
+    except RuleError as refused:
+        raise from_rule(refused) from None
     return None
 
 
@@ -134,12 +112,11 @@ def authorize(
             raise Forbidden("Instance administrators only.", code="forbidden")
         _require_scope(principal, roles.scope_least_role(least, method))
         return None
-    workspace_id = path.get("workspace_id")
+    workspace_id = path.get(WORKSPACE_PARAM)
     if not isinstance(workspace_id, str):
-        # Workspace roles on flat item paths are checked by the handler once it has loaded
-        # the item (``require_role``); a token's scopes do not depend on the item.
-        _require_scope(principal, least)
-        return None
+        # Every operation with a workspace role names its workspace, in its path or through the
+        # item it addresses: ``server.runtime.ownership`` refuses any other spec at start-up.
+        raise RuntimeError(f"no workspace to hold the {least} role in")
     return require_role(store, db, principal, workspace_id, least)
 
 
@@ -179,3 +156,62 @@ def _require_scope(principal: Principal, least: str) -> str | None:
 def _require_user(principal: Principal) -> None:
     if not principal.is_user:
         raise Forbidden("API keys cannot call this operation.", code="forbidden")
+
+
+# A security scheme's ``x-gantry-scope``: a credential presented through it must carry that
+# scope, which is its whole permission (a PAT's role caps do not apply).
+SCOPE_KEY = "x-gantry-scope"
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredSchemes:
+    """What the spec's security schemes declare beyond their type: each scheme's required scope
+    and the WSGI key of the header an ``apiKey`` scheme reads."""
+
+    scopes: Mapping[str, str]
+    headers: Mapping[str, str]
+
+    def required_scope(self, security: tuple[tuple[str, ...], ...]) -> str | None:
+        """The scope every way of calling an operation requires, if they all require one."""
+        needed = {self.scopes.get(name) for alternative in security for name in alternative}
+        if len(needed) == 1 and None not in needed and all(security):
+            return needed.pop()
+        return None
+
+    def header_credential(
+        self, security: tuple[tuple[str, ...], ...], environ: Mapping[str, object]
+    ) -> str | None:
+        """A secret sent in an ``apiKey`` header the operation accepts, as a bearer value."""
+        for alternative in security:
+            for name in alternative:
+                key = self.headers.get(name)
+                value = environ.get(key) if key is not None else None
+                if isinstance(value, str) and value.strip():
+                    return f"Bearer {value.strip()}"
+        return None
+
+
+def declared_schemes(document: Mapping[str, object]) -> DeclaredSchemes:
+    """The security schemes' declarations in the served spec."""
+    components = document.get("components")
+    schemes = components.get("securitySchemes") if isinstance(components, Mapping) else None
+    scopes: dict[str, str] = {}
+    headers: dict[str, str] = {}
+    for name, scheme in (schemes or {}).items() if isinstance(schemes, Mapping) else ():
+        if not isinstance(scheme, Mapping):
+            continue
+        if isinstance(scheme.get(SCOPE_KEY), str):
+            scopes[name] = scheme[SCOPE_KEY]
+        if scheme.get("type") == "apiKey" and scheme.get("in") == "header":
+            headers[name] = "HTTP_" + str(scheme.get("name", "")).upper().replace("-", "_")
+    return DeclaredSchemes(scopes, headers)
+
+
+def require_declared_scope(principal: Principal | None, scope: str) -> None:
+    """403 ``scope_denied`` unless the caller's credential carries ``scope``."""
+    if principal is None:
+        raise Unauthenticated()
+    if scope not in principal.scopes:
+        raise Forbidden(
+            f"This operation needs a credential with the {scope!r} scope.", code="scope_denied"
+        )

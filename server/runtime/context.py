@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from server.domain.unit import SYSTEM, Origin, UnitOfWork
+
 if TYPE_CHECKING:
-    from server.runtime.auth import Principal
+    from server.domain.actors import Principal
     from server.runtime.pagination import PageRequest
     from server.state import AppState
 
@@ -38,6 +40,15 @@ class Reply:
     media_type: str = "application/json"
 
 
+@dataclass(frozen=True, slots=True)
+class AfterCommit:
+    """A handler's answer to produce after its transaction has ended: ``produce()`` returns
+    what the handler would have returned (slow work that needs no database, as a call to an
+    upstream service, then holds neither a connection nor a lock)."""
+
+    produce: Callable[[], Any]
+
+
 @dataclass(slots=True)
 class Request:
     """One validated request, as a handler sees it.
@@ -62,12 +73,26 @@ class Request:
     user_agent: str | None
     state: AppState
     _session: Callable[[], Session]
+    _work: UnitOfWork | None = None
 
     @property
     def db(self) -> Session:
         """The request's database session, opened on first use; committed when the handler
         returns, rolled back if it raises."""
         return self._session()
+
+    @property
+    def work(self) -> UnitOfWork:
+        """The request's unit of work: its transaction, its caller (``system`` on a public
+        operation), the moment it is served and where it came from."""
+        if self._work is None:
+            self._work = UnitOfWork(
+                self._session,
+                self.principal if self.principal is not None else SYSTEM,
+                self.state.clock(),
+                Origin(self.client_ip, self.user_agent, self.request_id),
+            )
+        return self._work
 
     @property
     def user_id(self) -> str:

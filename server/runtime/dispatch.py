@@ -29,15 +29,19 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.wrappers import Request as WerkzeugRequest
 
-from server.runtime import auth, roles
-from server.runtime.auth import Principal
+from server.domain import roles
+from server.domain.actors import Principal
+from server.domain.credentials import Stamp, take_deferred_stamps, write_deferred_stamps
+from server.domain.errors import RuleError
+from server.runtime import auth
 from server.runtime.body import BodyParser
-from server.runtime.context import Reply, Request
-from server.runtime.credentials import Stamp, take_deferred_stamps, write_deferred_stamps
-from server.runtime.errors import ApiError, Forbidden, Unauthenticated
+from server.runtime.context import AfterCommit, Reply, Request
+from server.runtime.error_formats import error_formats
+from server.runtime.errors import ApiError, Forbidden, Unauthenticated, from_rule
 from server.runtime.middleware import REQUEST_ID_KEY, request_id_for
 from server.runtime.pagination import CursorCodec, page_request
 from server.runtime.params import ParameterParser, ParsedParameters, RawParameters
+from server.runtime.present import Presenter, Shape
 from server.runtime.problem import api_error_response
 from server.runtime.schemas import SchemaBundle
 from server.state import AppState
@@ -86,16 +90,23 @@ def encode_json(value: Any) -> bytes:
         return _JSON_ENCODER.encode(value).encode()
 
 
-def render(result: Any) -> Response:
-    """Turn a handler's return value into a response."""
-    kind = type(result)
-    if kind is dict or kind is list:  # the common case: a plain JSON value, 200
-        return Response(encode_json(result), status=200, content_type=JSON_CONTENT_TYPE)
-    if isinstance(result, Response):
-        return result
+def render(result: Any, shapes: dict[int, Shape] | None = None) -> Response:
+    """Turn a handler's return value into a response, its body shaped by the schema the
+    operation documents for the status (``shapes``, from ``Presenter``)."""
     if result is None:
         return Response(status=204)
+    kind = type(result)
+    if kind is dict or kind is list:  # the common case: a value answered with 200
+        shape = shapes.get(200) if shapes else None
+        body = shape(result) if shape is not None else result
+        return Response(encode_json(body), status=200, content_type=JSON_CONTENT_TYPE)
+    if isinstance(result, Response):
+        return result
     reply = result if isinstance(result, Reply) else Reply(body=result)
+    if shapes and reply.body is not None and reply.media_type == JSON_CONTENT_TYPE:
+        shape = shapes.get(reply.status)
+        if shape is not None:
+            reply.body = shape(reply.body)
     if not reply.headers and not reply.cookies and reply.media_type == JSON_CONTENT_TYPE:
         if reply.body is None:
             return Response(status=reply.status)
@@ -191,6 +202,7 @@ class GantryGuard:
 
     def __init__(self, state: AppState) -> None:
         self.state = state
+        self.schemes = auth.declared_schemes(state.spec_document)
 
     def authenticate(
         self, operation: Any, http: WerkzeugRequest, session: Callable[[], Session]
@@ -200,6 +212,8 @@ class GantryGuard:
             return None
         environ = http.environ  # the raw WSGI keys: what ``http.headers.get`` would read
         authorization = environ.get("HTTP_AUTHORIZATION")
+        if authorization is None:  # a key in a header of its own (``x-api-key``), if declared
+            authorization = self.schemes.header_credential(operation.security, environ)
         creds = auth.HttpCredentials(
             method=http.method,
             authorization=authorization,
@@ -225,9 +239,23 @@ class GantryGuard:
         path: dict[str, Any],
         session: Callable[[], Session],
     ) -> str | None:
-        """Enforce ``x-gantry-min-role``; the caller's role in the path's workspace, if any."""
+        """Enforce ``x-gantry-min-role``; the caller's role in the request's workspace, if any.
+
+        That workspace is the path's ``workspace_id``, or on a flat item path the workspace that
+        owns the item (``AppState.ownership``; 404 for an unknown id), which is then added to
+        ``path`` as ``workspace_id``: a handler reads the workspace the same way on both paths.
+        """
         if not operation.security or (() in operation.security and principal is None):
             return None
+        scope = self.schemes.required_scope(operation.security)
+        if scope is not None:
+            # A scoped credential (the AI gateway's): the scope is the permission; the domain
+            # resolves the workspace it acts in.
+            auth.require_declared_scope(principal, scope)
+            return None
+        item = self.state.ownership.item(operation.operation_id)
+        if item is not None and principal is not None:
+            path[auth.WORKSPACE_PARAM] = item.workspace_of(session(), path)
         if principal is not None and operation.method in auth.UNSAFE_METHODS:
             _lock_writers_rights(session(), principal, operation.min_role, path)
         return auth.authorize(
@@ -245,8 +273,9 @@ def _lock_writers_rights(
 ) -> None:
     """A write reads its caller's rights under the lock the rules on those rights take, so the
     rights it is admitted with still hold when it commits (a concurrent demotion either waits
-    for it or is seen by it): the workspace's lock for a role in the path's workspace, the active
-    superadmins' for the superadmin flag.
+    for it or is seen by it): the workspace's lock for a role in the request's workspace (the
+    path's, or the owner of the item a flat path names, which ``authorize`` has put in ``path``),
+    the active superadmins' for the superadmin flag.
 
     The lock order (``server.storage.users``) puts the superadmins before any credential and
     credentials before workspaces: the caller's last-use stamp, pending since authentication,
@@ -287,6 +316,9 @@ class Dispatcher:
         self._session_factories: dict[str, Callable[[], Session]] = {}
         self.state = state
         self.resolve = handlers or resolve_handler
+        self.presenter = Presenter(bundle)
+        # Operations that answer errors in a native envelope (``server.runtime.error_formats``).
+        self.error_formats = error_formats(getattr(state, "spec_document", None))
         self._admissions: dict[
             str, Callable[[WerkzeugRequest, dict[str, str], _Transaction], Request]
         ] = {}
@@ -338,6 +370,8 @@ class Dispatcher:
         authenticate, authorize = guard.authenticate, guard.authorize
         op_id = operation.operation_id
         is_list = operation.is_list
+        shapes = self.response_shapes(operation)
+        error_format = self.error_formats.get(op_id)
         # One proxy lookup per request instead of one per attribute.
         current_request = flask_request._get_current_object  # type: ignore[attr-defined]
 
@@ -391,14 +425,22 @@ class Dispatcher:
             try:
                 # Admitted by the contract gate ahead of Flask, or (without one) here.
                 req = admission.request if admission is not None else admit(http, raw_path, tx)
-                response = render(handler(req))
+                result = handler(req)
+                if isinstance(result, AfterCommit):
+                    # Slow work that needs no database (a call to another service) runs once
+                    # the request's transaction has ended, holding neither locks nor a
+                    # connection.
+                    tx.finish(True)
+                    result = result.produce()
+                response = render(result, shapes)
                 ok = True
                 return response
-            except ApiError as exc:
+            except (ApiError, RuleError) as exc:
                 # Answered here rather than raised through Flask's error handling, which would
                 # only find its way back to the same renderer.
+                error = from_rule(exc) if isinstance(exc, RuleError) else exc
                 return api_error_response(
-                    exc, http.method, http.path, environ.get(REQUEST_ID_KEY, "")
+                    error, http.method, http.path, environ.get(REQUEST_ID_KEY, ""), error_format
                 )
             finally:
                 tx.finish(ok)
@@ -408,6 +450,17 @@ class Dispatcher:
         view.__name__ = operation.handler_name
         view.__doc__ = f"{operation.method} {operation.path} ({op_id})"
         return view
+
+    def response_shapes(self, operation: Any) -> dict[int, Shape]:
+        """The shape of each documented 2xx JSON response of ``operation``, by status."""
+        shapes: dict[int, Shape] = {}
+        for response in operation.responses:
+            if not (response.status.isdigit() and response.status.startswith("2")):
+                continue
+            for media in response.content:
+                if media.media_type == JSON_CONTENT_TYPE and media.schema:
+                    shapes[int(response.status)] = self.presenter.shape(media.schema)
+        return shapes
 
 
 _NO_QUERY: ImmutableMultiDict[str, str] = ImmutableMultiDict()

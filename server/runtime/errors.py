@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, NamedTuple
 
+from server.domain import errors as rule_errors
+from server.domain.errors import RuleError
+
 
 class FieldError(NamedTuple):
     """One failed rule: ``field`` is a dotted location such as ``body.name`` or ``query.limit``.
@@ -190,3 +193,41 @@ class InternalError(ServerError):
     """Raised (or substituted) for anything unexpected; rendered without internals."""
 
     detail_public = "The server could not complete the request."
+
+
+class _RefusedByRule(ClientError):
+    """A domain rule's refusal (``server.domain.errors``) as the problem its kind answers."""
+
+    def __init__(self, error: RuleError, status: int, title: str) -> None:
+        super().__init__(
+            error.detail,
+            code=error.code,
+            errors=(FieldError(field, message) for field, message in error.errors),
+            headers=_UNAUTHENTICATED_HEADERS if status == 401 else None,
+        )
+        self.status = status  # type: ignore[misc]  # instance override of the class default
+        self.title = title  # type: ignore[misc]
+        self._extra = error.extra
+
+    def extra(self) -> dict[str, Any]:
+        return dict(self._extra)
+
+
+# Each kind of refusal and its status: the one place a domain rule meets HTTP.
+_RULE_STATUS: dict[type[RuleError], type[ClientError]] = {
+    rule_errors.Invalid: BadRequest,
+    rule_errors.NotAuthenticated: Unauthenticated,
+    rule_errors.Forbidden: Forbidden,
+    rule_errors.NotFound: NotFound,
+    rule_errors.Conflict: Conflict,
+}
+_UNAUTHENTICATED_HEADERS = {"WWW-Authenticate": 'Bearer realm="gantry"'}
+
+
+def from_rule(error: RuleError) -> ApiError:
+    """The problem a domain refusal answers."""
+    for kind in type(error).__mro__:
+        answer = _RULE_STATUS.get(kind)
+        if answer is not None:
+            return _RefusedByRule(error, answer.status, answer.title)
+    return _RefusedByRule(error, BadRequest.status, BadRequest.title)

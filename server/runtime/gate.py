@@ -20,7 +20,7 @@ gate, as the request id and security headers are (``server.runtime.middleware``)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple, Protocol, cast
 
 from flask import Flask
@@ -34,6 +34,8 @@ from server.runtime.problem import api_error_response, error_for_http_exception
 
 # Where the gate leaves its request object and URL match for ``GatedFlask`` (a WSGI environ key).
 GATE_KEY = "gantry.gate"
+# App config key: body limits by endpoint (operationId), over MAX_CONTENT_LENGTH.
+BODY_LIMITS_KEY = "GANTRY_BODY_LIMITS"
 
 
 class Admission(Protocol):
@@ -113,10 +115,18 @@ class _GatedRequestContext(RequestContext):
 class ContractGate:
     """The WSGI middleware in front of a ``GatedFlask`` app's request cycle (see the module)."""
 
-    def __init__(self, app: GatedFlask, wsgi_app: WsgiApp, admit: Admit) -> None:
+    def __init__(
+        self,
+        app: GatedFlask,
+        wsgi_app: WsgiApp,
+        admit: Admit,
+        error_formats: Mapping[str, str] | None = None,
+    ) -> None:
         self.app = app
         self.wsgi_app = wsgi_app
         self.admit = admit
+        # Operations that answer errors in a native envelope (``server.runtime.error_formats``).
+        self.error_formats: Mapping[str, str] = error_formats or {}
         # Routes that depend on neither host nor subdomain match the same for every request, so
         # one adapter serves them all (binding one per request costs as much as matching).
         self._shared_adapter: MapAdapter | None = (
@@ -146,12 +156,14 @@ class ContractGate:
         except HTTPException:  # no such route or method, a redirect, an untrusted host
             environ[GATE_KEY] = _Passed(http, None, None)
             return self.wsgi_app(environ, start_response)
-        # Flask's limits, which its request object reads through the app context (none yet).
-        http.max_content_length = config["MAX_CONTENT_LENGTH"]
+        rule, view_args = match
+        # Flask's limits, which its request object reads through the app context (none yet);
+        # an operation may have a body limit of its own (an upload's).
+        limits = config.get(BODY_LIMITS_KEY) or {}
+        http.max_content_length = limits.get(rule.endpoint, config["MAX_CONTENT_LENGTH"])
         http.max_form_memory_size = config["MAX_FORM_MEMORY_SIZE"]
         http.max_form_parts = config["MAX_FORM_PARTS"]
         environ[GATE_KEY] = _Passed(http, own_adapter, match)
-        rule, view_args = match
         try:
             admission = self.admit(rule.endpoint or "", http, view_args)
         except ApiError as exc:
@@ -167,11 +179,19 @@ class ContractGate:
                 return self.wsgi_app(environ, start_response)
             finally:
                 admission.close()
-        response = api_error_response(error, http.method, http.path, request_id_for(environ))
+        response = api_error_response(
+            error,
+            http.method,
+            http.path,
+            request_id_for(environ),
+            self.error_formats.get(rule.endpoint or ""),
+        )
         return response(environ, start_response)
 
 
-def install_contract_gate(app: GatedFlask, admit: Admit) -> None:
+def install_contract_gate(
+    app: GatedFlask, admit: Admit, error_formats: Mapping[str, str] | None = None
+) -> None:
     """Put the contract gate in front of ``app``'s request cycle.
 
     Install it before ``install_request_hooks``: the request-id middleware must wrap the gate, so
@@ -181,4 +201,6 @@ def install_contract_gate(app: GatedFlask, admit: Admit) -> None:
         raise TypeError("the contract gate needs a GatedFlask app")
     if isinstance(app.wsgi_app, RequestIdMiddleware):
         raise RuntimeError("install the contract gate before the request hooks, which wrap it")
-    app.wsgi_app = ContractGate(app, app.wsgi_app, admit)  # type: ignore[method-assign]
+    app.wsgi_app = ContractGate(  # type: ignore[method-assign]
+        app, app.wsgi_app, admit, error_formats
+    )

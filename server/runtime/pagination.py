@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from server.runtime.errors import BadRequest, FieldError
 
@@ -73,6 +73,11 @@ class PageRequest:
     codec: CursorCodec
 
     @property
+    def direction(self) -> Literal["asc", "desc"]:
+        """``order`` as the domain's list direction."""
+        return "asc" if self.order == "asc" else "desc"
+
+    @property
     def fetch(self) -> int:
         """Rows to fetch: one more than the page, to learn whether another page exists."""
         return self.limit + 1
@@ -80,20 +85,30 @@ class PageRequest:
     def respond(
         self,
         rows: Sequence[T],
-        serialize: Callable[[T], Mapping[str, Any]],
-        key: Callable[[T], Key],
+        serialize: Callable[[T], Any] | None = None,
+        key: Callable[[T], Key] | None = None,
         total: int | None = None,
     ) -> dict[str, Any]:
-        """The ``{items, next_cursor[, total]}`` envelope for ``rows`` (fetched with ``fetch``)."""
+        """The ``{items, next_cursor[, total]}`` envelope for ``rows`` (fetched with ``fetch``).
+
+        Items are the rows themselves unless ``serialize`` is given (the operation's documented
+        schema shapes them); the cursor is the last row's ``key``, by default the list
+        convention's ``(created_at, id)``.
+        """
         page = rows[: self.limit]
         more = len(rows) > self.limit
+        key = key or _created_then_id
         body: dict[str, Any] = {
-            "items": [serialize(row) for row in page],
+            "items": [serialize(row) for row in page] if serialize is not None else list(page),
             "next_cursor": self.codec.encode(self.scope, key(page[-1])) if more and page else None,
         }
         if self.include_total:
             body["total"] = total if total is not None else len(page)
         return body
+
+
+def _created_then_id(row: Any) -> Key:
+    return row.created_at, row.id
 
 
 def list_scope(operation_id: str, path: Mapping[str, Any], order: str) -> str:

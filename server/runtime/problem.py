@@ -75,8 +75,12 @@ def problem_response(error: ApiError, request_id: str | None = None) -> Response
     return response
 
 
-def api_error_response(error: ApiError, method: str, path: str, request_id: str) -> Response:
-    """Log ``error`` as its status deserves (4xx are routine, 5xx are not) and render it.
+def api_error_response(
+    error: ApiError, method: str, path: str, request_id: str, error_format: str | None = None
+) -> Response:
+    """Log ``error`` as its status deserves (4xx are routine, 5xx are not) and render it: as a
+    problem document, or in the native envelope its operation declares (``error_format``,
+    ``server.runtime.error_formats``).
 
     The Flask error handler and the dispatcher, which answers its own errors without raising
     them through Flask, both end here.
@@ -85,6 +89,10 @@ def api_error_response(error: ApiError, method: str, path: str, request_id: str)
         log.error("%s %s -> %s: %s", method, path, error.status, error.detail)
     elif log.isEnabledFor(logging.INFO):  # no work unless logged
         log.info("%s %s -> %s %s", method, path, error.status, error.code)
+    if error_format is not None:
+        from server.runtime.error_formats import native_error_response
+
+        return native_error_response(error, error_format, request_id)
     return problem_response(error, request_id)
 
 

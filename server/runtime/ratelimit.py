@@ -31,6 +31,13 @@ class RateLimitStore(Protocol):
         seconds until the oldest of them leaves the window."""
         ...
 
+    def admit(
+        self, key: str, limit: int, window: float, now: float
+    ) -> tuple[float | None, int, float | None]:
+        """``take``, plus where the key stands after it: the hits in the window and when the
+        newest of them leaves it (the AI gateway's rate-limit headers read these)."""
+        ...
+
 
 class RateLimiter:
     """``limit`` hits per ``per`` seconds per key, counted in ``store`` under ``name``."""

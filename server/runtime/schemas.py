@@ -26,6 +26,9 @@ import jsonschema_rs
 
 from server.runtime.errors import FieldError
 
+# A problem's ``errors`` hold at most this many failures (the Problem schema's maxItems).
+MAX_FIELD_ERRORS = 100
+
 JsonSchema = Mapping[str, Any]
 
 
@@ -164,11 +167,22 @@ class CompiledSchema:
             for part in error.instance_path:
                 field += f"[{part}]" if isinstance(part, int) else f".{part}"
             message = error.message
+            if isinstance(error.instance, str):
+                message = _without_value(message, error.instance)
             if len(message) > 300 or not message.isascii():
                 message = _safe_message(message)
             found.append(FieldError(field, message))
         found.sort()
-        return found
+        return found[:MAX_FIELD_ERRORS]
+
+
+def _without_value(message: str, value: str) -> str:
+    """``message`` without the string it refused: the validator cannot know a password or an
+    API key from a name, and an error must never echo a secret (into the response, or logs)."""
+    quoted = json.dumps(value, ensure_ascii=False)
+    if message.startswith(quoted):
+        return "The value" + message[len(quoted) :]
+    return message.replace(quoted, "the value")
 
 
 @lru_cache(maxsize=256)

@@ -19,6 +19,9 @@ _SECRET_PARAMETER = re.compile(
 )
 # The shape of Gantry's secrets (a personal access token, an API key), wherever they appear.
 _SECRET_VALUE = re.compile(r"\b(pat|sk)_[A-Za-z0-9]{8,}")
+# The shape of upstream providers' keys (OpenAI's ``sk-…``, ``sk-proj-…``, Anthropic's
+# ``sk-ant-…``), which a provider's owner sends Gantry to store.
+_UPSTREAM_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}")
 # An Authorization header's credentials, should a log format include the header.
 _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic|digest|token)\s+[\w.~+/=\-]+")
 
@@ -27,6 +30,7 @@ def redact(text: str) -> str:
     """``text`` with secret query values, token-shaped strings and credentials replaced."""
     text = _SECRET_PARAMETER.sub(rf"\g<1>{REDACTED}", text)
     text = _AUTH_SCHEME.sub(rf"\g<1> {REDACTED}", text)
+    text = _UPSTREAM_KEY.sub(f"sk-{REDACTED}", text)
     return _SECRET_VALUE.sub(rf"\g<1>_{REDACTED}", text)
 
 

@@ -34,6 +34,7 @@ upgrade) needs none of it.
 from __future__ import annotations
 
 import ast
+import logging
 import os
 import sqlite3
 import time
@@ -54,6 +55,8 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 __all__ = ["DATABASE_URL_ENV", "MIGRATIONS_DIR", "Database", "alembic_config", "normalize_url"]
+
+log = logging.getLogger("gantry.storage")
 
 DATABASE_URL_ENV = "GANTRY_DATABASE_URL"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -285,6 +288,17 @@ class Database:
 
         with self.engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
+
+    def reachable(self) -> bool:
+        """Whether a trivial query succeeds, on a connection of its own so that a broken
+        database fails no caller's transaction (a health check answers, it does not fail)."""
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        except Exception:
+            log.warning("database health check failed", exc_info=True)
+            return False
+        return True
 
     def dispose(self) -> None:
         """Close every pooled connection."""

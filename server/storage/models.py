@@ -13,15 +13,18 @@ Conventions:
   its memberships and API keys (``ON DELETE CASCADE``), while ``audit_events.workspace_id`` and
   ``api_keys.created_by`` are plain columns so history outlives what it refers to.
 
-There are no ORM relationships: repositories join explicitly, so nothing lazy-loads after the
-session is gone. JSON columns are not mutation-tracked: assign a new value instead of editing the
-stored dict or list in place.
+The one ORM relationship, a membership's user, is loaded with the membership (joined), so
+nothing lazy-loads after the session is gone; elsewhere repositories join explicitly. Read-only
+properties and ``api_names`` give a row the fields its API schema names, which the responses
+are shaped from (``server.runtime.present``). JSON columns are not mutation-tracked: assign a
+new value instead of editing the stored dict or list in place.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -37,7 +40,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 from server.storage.types import JSONDocument, UTCDateTime
 from server.vocabulary import (
@@ -182,6 +185,18 @@ class Membership(Base):
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The member, loaded with the membership; ``user_id`` alone says who it is (read-only here).
+    user: Mapped[User] = relationship(lazy="joined", innerjoin=True, viewonly=True)
+
+    @property
+    def email(self) -> str:
+        """The member's email (a Member shows it)."""
+        return self.user.email
+
+    @property
+    def name(self) -> str:
+        """The member's name (a Member shows it)."""
+        return self.user.name
 
 
 class ApiKey(Base):
@@ -212,7 +227,26 @@ class ApiKey(Base):
 class AuditEvent(Base):
     """Append-only. ``workspace_id`` is NULL for instance-level events and is not a foreign key,
     so events survive the deletion of their workspace. The ``metadata`` column is mapped to the
-    attribute ``metadata_`` (``metadata`` is reserved by SQLAlchemy's declarative base)."""
+    attribute ``metadata_`` (``metadata`` is reserved by SQLAlchemy's declarative base).
+
+    The API shows an event through ``api_names``: the actor and target as objects, and the
+    texts within the AuditEvent schema's limits. Events are clipped when written
+    (``server.domain.unit``); clipping again on read keeps rows written before within them.
+    """
+
+    # The AuditEvent schema's limits.
+    SUMMARY_MAX: ClassVar[int] = 500
+    USER_AGENT_MAX: ClassVar[int] = 512
+    LABEL_MAX: ClassVar[int] = 300
+    IP_MAX: ClassVar[int] = 45
+
+    api_names: ClassVar[Mapping[str, str]] = {
+        "metadata": "metadata_",
+        "summary": "shown_summary",
+        "ip": "shown_ip",
+        "user_agent": "shown_user_agent",
+        "request_id": "shown_request_id",
+    }
 
     __tablename__ = "audit_events"
     __table_args__ = (
@@ -235,6 +269,36 @@ class AuditEvent(Base):
     request_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
+    @property
+    def actor(self) -> dict[str, str | None]:
+        """Who acted: ``{type, id, label}``, the label as it was at the time."""
+        return {
+            "type": self.actor_type,
+            "id": self.actor_id,
+            "label": (self.actor_label or "")[: self.LABEL_MAX],
+        }
+
+    @property
+    def target(self) -> dict[str, str]:
+        """What was acted on: ``{type, id}``."""
+        return {"type": self.target_type or "", "id": self.target_id or ""}
+
+    @property
+    def shown_summary(self) -> str:
+        return (self.summary or "")[: self.SUMMARY_MAX]
+
+    @property
+    def shown_ip(self) -> str | None:
+        return self.ip[: self.IP_MAX] if self.ip else None
+
+    @property
+    def shown_user_agent(self) -> str | None:
+        return self.user_agent[: self.USER_AGENT_MAX] if self.user_agent else None
+
+    @property
+    def shown_request_id(self) -> str:
+        return self.request_id or ""
+
 
 class RateLimitHit(Base):
     """One counted hit of a shared rate limit (``server.storage.rate_limits``). Times are
@@ -254,3 +318,12 @@ class RateLimitHit(Base):
     key: Mapped[str] = mapped_column(String(255))
     at: Mapped[float] = mapped_column(Double)
     expires_at: Mapped[float] = mapped_column(Double)
+
+
+# Each area's tables live in a module of their own; importing them here registers them with Base
+# (and so with Alembic's autogenerate).
+from server.storage import definition_models as definition_models  # noqa: E402
+from server.storage import gateway_models as gateway_models  # noqa: E402
+from server.storage import gateway_traffic as gateway_traffic  # noqa: E402
+from server.storage import prompt_models as prompt_models  # noqa: E402
+from server.storage import run_models as run_models  # noqa: E402

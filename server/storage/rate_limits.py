@@ -42,21 +42,28 @@ class SqlRateLimitStore:
 
     def take(self, key: str, limit: int, window: float, now: float) -> float | None:
         """Count the hit if the window has room; else the seconds until it has."""
+        return self.admit(key, limit, window, now)[0]
+
+    def admit(
+        self, key: str, limit: int, window: float, now: float
+    ) -> tuple[float | None, int, float | None]:
+        """``take``, plus the hits in the window after it and when the newest expires."""
         with self.engine.connect() as connection:
             self._lock(connection, key)
-            count, oldest = connection.execute(
-                select(func.count(), func.min(_HIT.at)).where(
+            count, oldest, newest = connection.execute(
+                select(func.count(), func.min(_HIT.at), func.max(_HIT.at)).where(
                     _HIT.key == key, _HIT.at > now - window
                 )
             ).one()
             if count >= limit:
                 connection.rollback()
-                return window if oldest is None else float(oldest) + window - now
+                wait = window if oldest is None else float(oldest) + window - now
+                return wait, count, None if newest is None else float(newest) + window
             connection.execute(insert(_HIT).values(key=key, at=now, expires_at=now + window))
             connection.execute(delete(_HIT).where(_HIT.key == key, _HIT.expires_at <= now))
             self._sweep(connection, now)
             connection.commit()
-        return None
+        return None, count + 1, now + window
 
     def _lock(self, connection: Connection, key: str) -> None:
         if connection.dialect.name == "postgresql":

@@ -9,15 +9,6 @@ filters for ``include_total``.
 
 from __future__ import annotations
 
-from server.storage.api_keys import (
-    count_api_keys,
-    create_api_key,
-    get_api_key,
-    get_api_key_by_hash,
-    list_api_keys,
-    revoke_api_key,
-    touch_api_key,
-)
 from server.storage.audit import append_audit_event, count_audit_events, list_audit_events
 from server.storage.common import UNSET, Cursor, LastOwnerError, Order, StorageError, Unset
 from server.storage.password_change import (
@@ -99,7 +90,6 @@ __all__ = [
     "Unset",
     "add_member",
     "append_audit_event",
-    "count_api_keys",
     "count_audit_events",
     "count_members",
     "count_owners",
@@ -107,7 +97,6 @@ __all__ = [
     "count_superadmins",
     "count_users",
     "count_workspaces_for_user",
-    "create_api_key",
     "create_pat",
     "create_session",
     "create_user",
@@ -118,8 +107,6 @@ __all__ = [
     "delete_workspace",
     "end_credentials_after_password_change",
     "get_active_session",
-    "get_api_key",
-    "get_api_key_by_hash",
     "get_member_role",
     "get_membership",
     "get_pat",
@@ -130,7 +117,6 @@ __all__ = [
     "get_workspace_by_slug",
     "get_workspace_for_member",
     "keep_an_active_superadmin",
-    "list_api_keys",
     "list_audit_events",
     "list_members",
     "list_pats",
@@ -143,10 +129,8 @@ __all__ = [
     "purge_expired_sessions",
     "remove_member",
     "remove_user",
-    "revoke_api_key",
     "revoke_pat",
     "sole_owner_workspace_ids",
-    "touch_api_key",
     "touch_pat",
     "update_member_role",
     "update_pat",

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from server import vocabulary
 from server.security import hash_secret, mint_secret, new_id
 from server.storage.models import User, UserSession
 from server.storage.types import utcnow
@@ -23,8 +24,9 @@ __all__ = [
     "touch_session",
 ]
 
-SESSION_IDLE_TTL = timedelta(hours=12)  # sliding
-SESSION_ABSOLUTE_TTL = timedelta(days=7)
+# The lifetimes the cookie security scheme declares (``x-gantry-session``): sliding, absolute.
+SESSION_IDLE_TTL = vocabulary.SESSION_IDLE_TTL
+SESSION_ABSOLUTE_TTL = vocabulary.SESSION_ABSOLUTE_TTL
 # The sliding expiry is written back at most this often per session, not on every request.
 SESSION_TOUCH_INTERVAL = timedelta(seconds=60)
 
@@ -115,3 +117,8 @@ def touch_session(session: Session, session_id: str, *, now: datetime | None = N
         .where(UserSession.id == session_id)
         .values(last_seen_at=now, expires_at=min(now + SESSION_IDLE_TTL, row[0]))
     )
+
+
+def get_session_by_hash(session: Session, token_hash: str) -> UserSession | None:
+    """The session whose cookie hashes to ``token_hash``, whatever its expiry."""
+    return session.scalars(select(UserSession).where(UserSession.token_hash == token_hash)).first()

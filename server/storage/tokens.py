@@ -39,10 +39,12 @@ def create_pat(
     scopes: Sequence[str],
     expires_at: datetime,
     now: datetime | None = None,
+    secret: str | None = None,
 ) -> tuple[PersonalAccessToken, str]:
-    """Issue a PAT. Returns the row and the plain token, which is not stored anywhere."""
+    """Issue a PAT. Returns the row and the plain token, which is not stored anywhere: a fresh
+    one, or ``secret`` when the operator chose it (the bootstrap token)."""
     now = now or utcnow()
-    secret = mint_secret("pat_")
+    secret = secret or mint_secret("pat_")
     row = PAT(
         id=new_id("tok_"),
         user_id=user_id,

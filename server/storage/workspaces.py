@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from server.security import new_id
 from server.storage.common import UNSET, Cursor, LastOwnerError, Order, Unset, apply_keyset
-from server.storage.models import Membership, User, Workspace
+from server.storage.models import Membership, Workspace
 from server.storage.types import utcnow
 
 __all__ = [
@@ -286,18 +286,19 @@ def list_members(
     after: Cursor | None = None,
     order: Order = "desc",
     limit: int = 50,
-) -> Sequence[tuple[Membership, User]]:
-    """``(membership, user)`` pairs (optionally only ``role``), keyset on the membership's ``(created_at, user_id)``
-    (the cursor's id part is the user id); up to ``limit + 1`` rows."""
-    stmt: Select[tuple[Membership, User]] = (
-        select(Membership, User)
-        .join(User, User.id == Membership.user_id)
+) -> Sequence[Membership]:
+    """Memberships (optionally only ``role``) with their users, keyset on the membership's
+    ``(created_at, user_id)`` (the cursor's id part is the user id); up to ``limit + 1`` rows."""
+    stmt: Select[tuple[Membership]] = (
+        select(Membership)
+        .join(Membership.user)
+        .options(contains_eager(Membership.user))
         .where(*_member_filters(workspace_id, role))
     )
     stmt = apply_keyset(
         stmt, Membership.created_at, Membership.user_id, after=after, order=order, limit=limit
     )
-    return session.execute(stmt).tuples().all()
+    return session.scalars(stmt).all()
 
 
 def count_members(session: Session, workspace_id: str, *, role: str | None = None) -> int:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+import jsonschema_rs
 import pytest
 import schemathesis
 import yaml
@@ -244,6 +245,33 @@ def lax_email_format(sent: Sent, gantry: Verdict, core: Verdict) -> bool:
     return not gantry.accepted and core.accepted and 'is not a \\"email\\"' in gantry.detail
 
 
+_URI = jsonschema_rs.Draft202012Validator({"format": "uri"}, validate_formats=True)
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def unchecked_uri_format(sent: Sent, gantry: Verdict, core: Verdict) -> bool:
+    """OC-5: openapi-core checks ``format: uri`` only when the optional ``rfc3987`` package is
+    installed, so "https://^K<e" passes; Gantry's (jsonschema-rs) checks RFC 3986 syntax."""
+    if gantry.accepted or not core.accepted:
+        return False
+    try:
+        body = json.loads(sent.body)
+    except ValueError:
+        return False
+    return any(
+        s.startswith(("http://", "https://")) and not _URI.is_valid(s) for s in _strings(body)
+    )
+
+
 def repeated_parameter(sent: Sent, gantry: Verdict, core: Verdict) -> bool:
     """G-1 (Gantry rule): a non-array query parameter given twice is refused ("must be given
     once"); openapi-core silently takes one of the values."""
@@ -267,6 +295,7 @@ KNOWN: tuple[Callable[[Sent, Verdict, Verdict], bool], ...] = (
     nul_character,
     duplicate_member,
     lax_email_format,
+    unchecked_uri_format,
     repeated_parameter,
     unknown_parameter,
 )

@@ -21,6 +21,7 @@ FAMILIES = {
     "bodies_media",
     "composition",
     "multi_file",
+    "multipart_encoding",
     "nullable_enums",
     "odd_names",
     "params_styles",

@@ -66,6 +66,28 @@ def _reference_another_path_item(document: dict[str, Any]) -> None:
     document["paths"]["/resource0001s"]["get"]["responses"]["200"] = {"$ref": source}
 
 
+def _use_a_shared_response_under_another_status(document: dict[str, Any]) -> None:
+    responses = document["paths"]["/resource0000s"]["get"]["responses"]
+    responses["409"] = {"$ref": "#/components/responses/NotFound"}
+
+
+def _write_out_a_shared_parameter_everywhere(document: dict[str, Any]) -> None:
+    # Neither the components nor any body changes: only which shared records the table names.
+    limit = document["components"]["parameters"]["Limit"]
+    for path_item in document["paths"].values():
+        for operation in path_item.values():
+            parameters = operation.get("parameters", []) if isinstance(operation, dict) else []
+            for index, parameter in enumerate(parameters):
+                if parameter == {"$ref": "#/components/parameters/Limit"}:
+                    parameters[index] = copy.deepcopy(limit)
+
+
+def _change_a_shared_response(document: dict[str, Any]) -> None:
+    document["components"]["responses"]["NotFound"]["headers"] = {
+        "X-Trace": {"schema": {"type": "string"}}
+    }
+
+
 def _rename_the_title(document: dict[str, Any]) -> None:
     document["info"]["title"] = "Renamed"
 
@@ -78,6 +100,9 @@ EDITS = [
     _duplicate_an_operation_id,
     _break_a_reference,
     _reference_another_path_item,
+    _use_a_shared_response_under_another_status,
+    _write_out_a_shared_parameter_everywhere,
+    _change_a_shared_response,
     _rename_the_title,
 ]
 

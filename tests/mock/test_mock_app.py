@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jsonschema_rs
 import pytest
@@ -240,6 +241,60 @@ def test_an_object_part_of_a_multipart_body_is_decoded_as_json(tmp_path: Path) -
     assert broken.status_code == 400
     wrong = client.post("/uploads", data={"meta": "{}"}, content_type="multipart/form-data")
     assert wrong.status_code == 400  # decoded, then held to its schema: no title
+
+
+BOUNDARY = "mock-boundary-42"
+
+
+def _part(name: str | None, data: bytes, *headers: str, filename: str | None = None) -> bytes:
+    disposition = "Content-Disposition: form-data" + (f'; name="{name}"' if name else "")
+    disposition += f'; filename="{filename}"' if filename else ""
+    head = "".join(f"{line}\r\n" for line in (disposition, *headers)).encode()
+    return f"--{BOUNDARY}\r\n".encode() + head + b"\r\n" + data + b"\r\n"
+
+
+def _post_parts(mock_app: MockFactory, *parts: bytes) -> Any:
+    body = b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+    client = mock_app("multipart_encoding.yaml").test_client()
+    return client.post(
+        "/documents", data=body, content_type=f"multipart/form-data; boundary={BOUNDARY}"
+    )
+
+
+JSON_METADATA = _part(
+    "metadata", b'{"title": "Lease"}', "Content-Type: application/json", filename="m.json"
+)
+PNG_SCAN = _part("scan", b"\x89PNG\r\n", "Content-Type: image/png", filename="scan.png")
+
+
+def test_multipart_parts_are_read_by_their_encoding(mock_app: MockFactory) -> None:
+    tags = _part("tags", b'["a", "b"]', "Content-Type: application/json")
+    created = _post_parts(mock_app, JSON_METADATA, tags, PNG_SCAN, _part("priority", b"2"))
+    assert created.status_code == 201, created.json
+    gif = _part("scan", b"GIF89a", "Content-Type: image/gif", filename="scan.gif")
+    refused = _post_parts(mock_app, JSON_METADATA, gif)
+    assert (refused.status_code, refused.mimetype) == (415, PROBLEM)
+    assert refused.json["errors"] == [
+        {"field": "body.scan", "message": "image/gif is not allowed here"}
+    ]
+
+
+def test_a_multipart_part_that_is_not_its_type_is_a_400(mock_app: MockFactory) -> None:
+    broken = _part("metadata", b'{"title": ', "Content-Type: application/json")
+    refused = _post_parts(mock_app, broken, PNG_SCAN)
+    assert refused.status_code == 400
+    assert refused.json["errors"] == [{"field": "body.metadata", "message": "malformed JSON"}]
+    unnamed = _post_parts(mock_app, JSON_METADATA, PNG_SCAN, _part(None, b"x"))
+    assert (unnamed.status_code, unnamed.mimetype) == (400, PROBLEM)
+
+
+def test_form_fields_with_a_json_encoding_are_read_as_json(mock_app: MockFactory) -> None:
+    client = mock_app("multipart_encoding.yaml").test_client()
+    form = "application/x-www-form-urlencoded"
+    sent = 'labels=["alpha","beta"]&style={"color":"red"}'  # one JSON text: two short labels
+    assert client.put("/documents/1/labels", data=sent, content_type=form).status_code == 204
+    too_many = 'labels=["a","b","c","d"]'
+    assert client.put("/documents/1/labels", data=too_many, content_type=form).status_code == 400
 
 
 ROOT_OF_TWO = """\

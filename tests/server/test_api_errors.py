@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import server.handlers.system
-from server.handlers import _common
+from server.storage import audit as audit_rows
 
 
 def test_unknown_query_parameter_is_400(gantry: Any) -> None:
@@ -167,7 +167,7 @@ def test_a_failed_write_leaves_nothing_behind(gantry: Any, monkeypatch: pytest.M
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("audit store down")
 
-    monkeypatch.setattr(_common.audit_log, "record", broken)
+    monkeypatch.setattr(audit_rows, "append_audit_event", broken)
     response = owner.session.post(
         "/workspaces", json={"name": "Doomed", "slug": "doomed"}, validate=False, expect=500
     )

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from generated import models
-from server.handlers import api_keys as handler
-from server.runtime.auth import Principal
-from server.runtime.context import Request
-from server.runtime.errors import Forbidden
+from server.domain import api_keys
+from server.domain.actors import Principal
+from server.domain.errors import Forbidden
+from server.domain.unit import unit_of_work
 
 
 def test_create_defaults_and_shows_the_key_once(gantry: Any) -> None:
@@ -95,41 +95,20 @@ def test_owner_is_not_a_key_role(gantry: Any) -> None:
 
 def test_key_role_never_above_the_creators(gantry: Any, app: Any) -> None:
     # Through HTTP every creator is at least admin and no key role exceeds admin, so the rule
-    # is exercised on the handler directly, with a caller whose effective role is lower.
+    # is exercised on the domain function, with a creator whose effective role is lower.
     owner = gantry.user()
     ws = gantry.workspace(owner)
     state = app.extensions["gantry"]
-    sessions = []
-
-    def session() -> Any:
-        sessions.append(state.database.sessionmaker())
-        return sessions[-1]
-
-    for caller_role, key_role in (("editor", "admin"), ("viewer", "operator")):
-        req = Request(
-            operation_id="createApiKey",
-            path={"workspace_id": ws["id"]},
-            query={},
-            headers={},
-            cookies={},
-            body=models.ApiKeyCreate.model_validate({"name": "k", "role": key_role}),
-            principal=Principal(
-                kind="session", credential_id="ses_x", label=owner.email, user_id=owner.id
-            ),
-            role=caller_role,
-            page=None,
-            request_id="req_test",
-            client_ip=None,
-            user_agent=None,
-            state=state,
-            _session=session,
-        )
-        with pytest.raises(Forbidden) as caught:
-            handler.create_api_key(req)
+    actor = Principal(kind="session", credential_id="ses_x", label=owner.email, user_id=owner.id)
+    for creator_role, key_role in (("editor", "admin"), ("viewer", "operator")):
+        request = models.ApiKeyCreate.model_validate({"name": "k", "role": key_role})
+        with (
+            pytest.raises(Forbidden) as caught,
+            unit_of_work(state.database.sessionmaker, actor) as uow,
+        ):
+            api_keys.issue_key(uow, ws["id"], request, creator_role=creator_role)
         assert caught.value.code == "insufficient_role"
-    for s in sessions:
-        s.rollback()
-        s.close()
+    assert owner.session.get(f"/workspaces/{ws['id']}/api-keys").json["items"] == []
 
 
 def test_viewers_list_but_do_not_create_or_revoke(gantry: Any) -> None:

@@ -6,6 +6,11 @@ from typing import Any
 
 import pytest
 
+from generated import models
+from server.domain import members
+from server.domain.actors import Principal
+from server.domain.errors import Forbidden
+from server.domain.unit import unit_of_work
 from server.storage.models import Membership
 
 
@@ -330,3 +335,37 @@ def test_api_key_admin_manages_members_but_not_owners(gantry: Any) -> None:
         f"/workspaces/{ws['id']}/audit-log", query={"action": "member.added"}, expect=200
     ).json["items"][0]
     assert event["actor"]["type"] == "api_key"
+
+
+def test_who_grants_which_role_is_the_specs(
+    gantry: Any, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Through HTTP every caller here is an admin or an owner, so the rule is exercised on the
+    # domain functions: with a role the spec's x-gantry-role-grants does not list, and with
+    # grants declared otherwise.
+    owner = gantry.user()
+    ws = gantry.workspace(owner)
+    grace = gantry.member(ws["id"], owner, "viewer")
+    newcomer = gantry.user()
+    state = app.extensions["gantry"]
+    actor = Principal(kind="session", credential_id="ses_x", label=owner.email, user_id=owner.id)
+
+    def refused(change: Any) -> str:
+        with (
+            pytest.raises(Forbidden) as caught,
+            unit_of_work(state.database.sessionmaker, actor) as uow,
+        ):
+            change(uow)
+        assert caught.value.code == "insufficient_role"
+        return caught.value.detail
+
+    add = models.MemberAdd.model_validate({"user_id": newcomer.id, "role": "viewer"})
+    promote = models.MemberUpdate.model_validate({"role": "operator"})
+    detail = refused(lambda uow: members.add_member(uow, ws["id"], add, caller_role="editor"))
+    assert detail == "Only an admin or an owner can add a viewer."
+    refused(lambda uow: members.change_role(uow, ws["id"], grace.id, promote, caller_role="editor"))
+    refused(lambda uow: members.remove_member(uow, ws["id"], grace.id, caller_role="editor"))
+    monkeypatch.setattr(members, "ROLE_GRANTS", {"owner": frozenset({"owner", "admin"})})
+    detail = refused(lambda uow: members.add_member(uow, ws["id"], add, caller_role="owner"))
+    assert detail == "No member can add a viewer."
+    assert _roles(owner.session, ws["id"]) == {owner.id: "owner", grace.id: "viewer"}

@@ -6,15 +6,23 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
-from server.runtime import roles
+from server.domain import roles
 from server.storage.models import AuditEvent, Membership, Workspace
 
 WORKSPACE_PREFIX = "/api/v1/workspaces/{workspace_id}"
+# The tenancy areas; the areas that keep their own resources in a workspace test their
+# operations' visibility and roles with those resources.
+TENANCY_TAGS = frozenset({"workspaces", "members", "api_keys", "audit"})
 
 
 def _workspace_ops(gantry: Any) -> list[Any]:
-    ops = [op for op in gantry.operations() if op.path.startswith(WORKSPACE_PREFIX)]
+    ops = [
+        op
+        for op in gantry.operations()
+        if op.path.startswith(WORKSPACE_PREFIX) and op.tag in TENANCY_TAGS
+    ]
     assert len(ops) == 11  # 3 workspace + 4 member + 3 api key + 1 audit operations
     return ops
 
@@ -67,11 +75,11 @@ def test_unique_race_on_flush_is_409_and_writes_nothing(
 ) -> None:
     # The slug check passes (as if another request had not committed yet); the unique
     # constraint then catches the duplicate at the flush.
-    from server.storage import repositories
+    from server.storage import workspaces
 
     owner = gantry.user()
     gantry.workspace(owner, "raced")
-    monkeypatch.setattr(repositories, "get_workspace_by_slug", lambda *a, **k: None)
+    monkeypatch.setattr(workspaces, "get_workspace_by_slug", lambda *a, **k: None)
     before = gantry.counts()
     owner.session.post(
         "/workspaces", json={"name": "R", "slug": "raced"}, expect=409, code="already_exists"
@@ -378,3 +386,25 @@ def test_pagination_parameters_are_validated(gantry: Any, query: dict[str, Any])
     owner = gantry.user()
     response = owner.session.get("/workspaces", query=query, expect=400, code="validation_failed")
     assert response.json["errors"][0]["field"].startswith("query.")
+
+
+def test_settings_not_stored_show_the_documented_defaults(gantry: Any) -> None:
+    # WorkspaceSettings documents its defaults in the spec; a workspace that stores fewer
+    # settings (an older row) shows them, and a change of one setting keeps the others.
+    owner = gantry.user()
+    ws = gantry.workspace(owner)
+    with gantry.db() as db:
+        db.execute(
+            update(Workspace)
+            .where(Workspace.id == ws["id"])
+            .values(settings={"default_env": None, "retired": True})
+        )
+    path = f"/workspaces/{ws['id']}"
+    shown = owner.session.get(path, expect=200).json["settings"]
+    assert shown == {"default_env": "production", "max_members": 100}
+    changed = owner.session.patch(path, json={"settings": {"max_members": 7}}, expect=200).json
+    assert changed["settings"] == {"default_env": "production", "max_members": 7}
+    event = owner.session.get(
+        f"{path}/audit-log", query={"action": "workspace.updated"}, expect=200
+    ).json["items"][0]
+    assert event["metadata"]["changes"] == {"settings": {"max_members": {"from": 100, "to": 7}}}

@@ -22,7 +22,7 @@ from sqlalchemy import Column, Integer, MetaData, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from server import security
-from server.storage import Database
+from server.storage import Database, rows
 from server.storage import repositories as repo
 from server.storage.db import alembic_config, normalize_url
 from server.storage.models import (
@@ -63,6 +63,35 @@ def _user(db: Database, email: str = "ada@example.com", **kw: Any) -> User:
 def _workspace(db: Database, owner_id: str, slug: str = "acme", **kw: Any) -> Workspace:
     with db.session() as s:
         return repo.create_workspace(s, name="Acme", slug=slug, owner_id=owner_id, **kw)
+
+
+def _api_key(
+    s: Any,
+    *,
+    workspace_id: str,
+    name: str,
+    role: str,
+    scopes: list[str],
+    created_by: str,
+    expires_at: datetime | None = None,
+    now: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """An active API key row, as the domain issues one."""
+    secret = security.mint_secret("sk_")
+    row = ApiKey(
+        id=security.new_id("key_"),
+        workspace_id=workspace_id,
+        name=name,
+        prefix=security.secret_prefix(secret),
+        key_hash=security.hash_secret(secret),
+        role=role,
+        scopes=scopes,
+        status="active",
+        expires_at=expires_at,
+        created_by=created_by,
+        created_at=now or datetime.now(UTC),
+    )
+    return rows.add(s, row), secret
 
 
 def _schema_diff(db: Database, metadata: MetaData = Base.metadata) -> list[Any]:
@@ -323,7 +352,7 @@ def test_constraint_violations_raise_integrity_error(storage_db: Database, actio
             )
             s.flush()
         elif action == "key_hash":
-            key, _ = repo.create_api_key(
+            key, _ = _api_key(
                 s, workspace_id=ws.id, name="a", role="viewer", scopes=[], created_by=owner.id
             )
             s.add(
@@ -344,9 +373,7 @@ def test_constraint_violations_raise_integrity_error(storage_db: Database, actio
         elif action == "bad_status":
             repo.create_user(s, email="x@example.com", name="X", status="deleted")
         elif action == "bad_role":
-            repo.create_api_key(
-                s, workspace_id=ws.id, name="k", role="owner", scopes=[], created_by=owner.id
-            )
+            _api_key(s, workspace_id=ws.id, name="k", role="owner", scopes=[], created_by=owner.id)
         elif action == "no_user":
             repo.add_member(s, ws.id, "usr_doesnotexist", "viewer")
 
@@ -529,10 +556,10 @@ def test_workspaces_and_memberships(storage_db: Database) -> None:
         repo.add_member(s, ws.id, bob.id, "editor")
         assert repo.count_members(s, ws.id) == 2
         assert repo.count_members(s, ws.id, role="editor") == 1
-        assert [u.id for _, u in repo.list_members(s, ws.id, role="owner")] == [owner.id]
+        assert [m.user_id for m in repo.list_members(s, ws.id, role="owner")] == [owner.id]
         assert repo.count_owners(s, ws.id) == 1
         members = repo.list_members(s, ws.id, order="asc")
-        assert [(m.role, u.email) for m, u in members] == [
+        assert [(m.role, m.email) for m in members] == [
             ("owner", "owner@example.com"),
             ("editor", "bob@example.com"),
         ]
@@ -569,12 +596,8 @@ def test_deleting_a_workspace_cascades_but_keeps_audit(storage_db: Database) -> 
     ws = _workspace(storage_db, owner.id)
     keep = _workspace(storage_db, owner.id, slug="keep")
     with storage_db.session() as s:
-        repo.create_api_key(
-            s, workspace_id=ws.id, name="k", role="operator", scopes=[], created_by=owner.id
-        )
-        repo.create_api_key(
-            s, workspace_id=keep.id, name="k", role="operator", scopes=[], created_by=owner.id
-        )
+        _api_key(s, workspace_id=ws.id, name="k", role="operator", scopes=[], created_by=owner.id)
+        _api_key(s, workspace_id=keep.id, name="k", role="operator", scopes=[], created_by=owner.id)
         repo.append_audit_event(
             s,
             workspace_id=ws.id,
@@ -592,7 +615,7 @@ def test_deleting_a_workspace_cascades_but_keeps_audit(storage_db: Database) -> 
         assert repo.get_workspace(s, ws.id) is None
         assert s.scalars(select(Membership).where(Membership.workspace_id == ws.id)).all() == []
         assert s.scalars(select(ApiKey).where(ApiKey.workspace_id == ws.id)).all() == []
-        assert repo.count_api_keys(s, keep.id) == 1
+        assert rows.count_by(s, ApiKey, workspace_id=keep.id) == 1
         assert repo.count_members(s, keep.id) == 1
         events = repo.list_audit_events(s, ws.id)
         assert [e.action for e in events] == ["workspace.created"]
@@ -603,7 +626,7 @@ def test_api_keys(storage_db: Database) -> None:
     ws = _workspace(storage_db, owner.id)
     other_ws = _workspace(storage_db, owner.id, slug="other")
     with storage_db.session() as s:
-        key, secret = repo.create_api_key(
+        key, secret = _api_key(
             s,
             workspace_id=ws.id,
             name="gateway",
@@ -613,28 +636,23 @@ def test_api_keys(storage_db: Database) -> None:
             expires_at=T0 + timedelta(days=1),
             now=T0,
         )
-    assert re.fullmatch(r"sk_[0-9A-Za-z]{40}", secret)
-    assert re.fullmatch(r"key_[0-9A-Za-z]{24}", key.id)
-    assert key.prefix == secret[:8]
     with storage_db.session() as s:
-        got = repo.get_api_key_by_hash(s, security.hash_secret(secret))
+        got = rows.find(s, ApiKey, key_hash=security.hash_secret(secret))
         assert got is not None and got.id == key.id and got.workspace_id == ws.id
         assert (got.role, got.scopes, got.status) == ("operator", ["gateway"], "active")
         assert got.expires_at == T0 + timedelta(days=1) and got.created_by == owner.id
-        assert repo.get_api_key(s, other_ws.id, key.id) is None
-        repo.touch_api_key(s, key.id, now=T0 + timedelta(minutes=5))
-        assert repo.revoke_api_key(s, other_ws.id, key.id) is None
+        assert rows.get(s, ApiKey, key.id, workspace_id=other_ws.id) is None
+        rows.touch(s, ApiKey, key.id, now=T0 + timedelta(minutes=5), every=timedelta(minutes=1))
+        rows.touch(
+            s, ApiKey, key.id, now=T0 + timedelta(minutes=5, seconds=30), every=timedelta(minutes=1)
+        )
     with storage_db.session() as s:
-        got = repo.get_api_key(s, ws.id, key.id)
+        got = rows.get(s, ApiKey, key.id, workspace_id=ws.id)
         assert got is not None and got.last_used_at == T0 + timedelta(minutes=5)
-        assert repo.revoke_api_key(s, ws.id, key.id, now=T0 + timedelta(hours=1)) is not None
-    with storage_db.session() as s:
-        assert repo.revoke_api_key(s, ws.id, key.id) is None
-        got = repo.get_api_key(s, ws.id, key.id)
-        assert got is not None and got.status == "revoked"
-        assert got.revoked_at == T0 + timedelta(hours=1)
-        assert repo.count_api_keys(s, ws.id, status="active") == 0
-        assert [k.id for k in repo.list_api_keys(s, ws.id)] == [key.id]
+        assert rows.count_by(s, ApiKey, workspace_id=ws.id, status="active") == 1
+        assert rows.count_by(s, ApiKey, workspace_id=ws.id, status="revoked") == 0
+        listed = rows.list_by(s, ApiKey, after=None, order="desc", limit=10, workspace_id=ws.id)
+        assert [k.id for k in listed] == [key.id]
 
 
 def test_audit_filters(storage_db: Database) -> None:
@@ -802,7 +820,7 @@ def test_keyset_pagination_with_identical_timestamps(storage_db: Database) -> No
             theirs = repo.create_workspace(s, name=f"W{i}", slug=f"w{i}", owner_id=u.id, now=at)
             repo.add_member(s, theirs.id, owner.id, "viewer", now=at)
             repo.create_pat(s, user_id=owner.id, name=f"t{i}", scopes=[], expires_at=T0, now=at)
-            repo.create_api_key(
+            _api_key(
                 s,
                 workspace_id=ws.id,
                 name=f"k{i}",
@@ -830,7 +848,7 @@ def test_keyset_pagination_with_identical_timestamps(storage_db: Database) -> No
         assert repo.count_users(s) == n + 1
         _check_pagination(
             lambda **kw: repo.list_members(s, ws.id, **kw),
-            lambda mu: (mu[0].created_at, mu[0].user_id),
+            lambda m: (m.created_at, m.user_id),
             n + 1,
         )
         assert repo.count_members(s, ws.id) == n + 1
@@ -844,7 +862,9 @@ def test_keyset_pagination_with_identical_timestamps(storage_db: Database) -> No
             lambda **kw: repo.list_pats(s, owner.id, **kw), lambda p: (p.created_at, p.id), n
         )
         _check_pagination(
-            lambda **kw: repo.list_api_keys(s, ws.id, **kw), lambda k: (k.created_at, k.id), n
+            lambda **kw: rows.list_by(s, ApiKey, workspace_id=ws.id, **kw),
+            lambda k: (k.created_at, k.id),
+            n,
         )
         _check_pagination(
             lambda **kw: repo.list_audit_events(s, ws.id, **kw),

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.runtime import roles
+from server.domain import roles
 from server.storage.models import ApiKey, Membership, User
-from server.vocabulary import API_KEY_ROLES, SCOPE_CAPS, USER_STATUSES, WORKSPACE_ROLES
+from server.vocabulary import (
+    API_KEY_ROLES,
+    ROLE_GRANTS,
+    SCOPE_CAPS,
+    USER_STATUSES,
+    WORKSPACE_ROLES,
+)
 
 
 def _schema(spec_document: dict[str, Any], name: str) -> dict[str, Any]:
@@ -19,6 +25,10 @@ def test_the_vocabulary_is_the_specs(spec_document: dict[str, Any]) -> None:
     assert list(API_KEY_ROLES) == _schema(spec_document, "ApiKeyRole")["enum"]
     assert list(USER_STATUSES) == _schema(spec_document, "UserStatus")["enum"]
     assert dict(SCOPE_CAPS) == _schema(spec_document, "TokenScope")["x-gantry-role-caps"]
+    declared = spec_document["x-gantry-role-grants"]
+    assert {role: set(granted) for role, granted in ROLE_GRANTS.items()} == {
+        role: set(granted) for role, granted in declared.items()
+    }
 
 
 def test_the_runtime_ranks_roles_in_the_specs_order() -> None:

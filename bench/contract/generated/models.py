@@ -3,21 +3,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+_Root = TypeVar("_Root")
 
-class ItemId(RootModel[str]):
+
+class _DeferredRootModel(RootModel[_Root]):
+    """`RootModel`, deferred: the base pydantic makes for `class Pets(RootModel[list[Pet]])`
+    is built at import, with every schema `Pet` references; `_DeferredRootModel[...]` is not."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class ItemId(_DeferredRootModel[str]):
     root: Annotated[str, Field(max_length=12, pattern="^itm_[0-9a-f]{8}$")]
 
 
-class ItemTag(RootModel[str]):
+class ItemTag(_DeferredRootModel[str]):
     root: Annotated[str, Field(max_length=30, min_length=1)]
 
 
 class Item(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
     )
     id: ItemId
@@ -29,12 +39,13 @@ class Item(BaseModel):
     created_at: str
 
 
-class ItemCreateTag(RootModel[str]):
+class ItemCreateTag(_DeferredRootModel[str]):
     root: Annotated[str, Field(max_length=30, min_length=1)]
 
 
 class ItemCreate(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
     )
     name: Annotated[str, Field(max_length=100, min_length=1)]
@@ -46,6 +57,7 @@ class ItemCreate(BaseModel):
 
 class ItemPage(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
     )
     items: list[Item]
@@ -53,11 +65,13 @@ class ItemPage(BaseModel):
 
 
 class ProblemError(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     field: str
     message: str
 
 
 class Problem(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     type: str
     title: str
     status: int

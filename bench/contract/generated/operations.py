@@ -8,7 +8,7 @@ Schemas are JSON Schema 2020-12; a `$ref` points into `schemas.json`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 JsonSchema = Mapping[str, Any] | bool
@@ -49,6 +49,9 @@ class MediaBody:
     schema: JsonSchema
     model: str | None  # the models.py class of a JSON body that is a component schema
     examples: Mapping[str, Any]  # name -> value; a lone `example` is named "example"
+    # form and multipart bodies: property -> the `contentType` its `encoding` entry allows
+    # (comma-separated, wildcards such as image/* allowed); properties without one are absent
+    encoding: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,65 @@ SECURITY_SCHEMES: Mapping[str, SecurityScheme] = {
     ),
 }
 
+# Records that come from one component (`components/parameters`, `components/responses`), the
+# same wherever they are used: written once, and named by the operations that use them.
+RESPONSE_BAD_REQUEST_400 = Response(
+    status="400",
+    content=(
+        MediaBody(
+            media_type="application/problem+json",
+            schema={"$ref": "#/components/schemas/Problem"},
+            model="Problem",
+            examples={},
+        ),
+    ),
+    headers=(),
+    header_schemas={},
+    required_headers=(),
+)
+RESPONSE_FORBIDDEN_403 = Response(
+    status="403",
+    content=(
+        MediaBody(
+            media_type="application/problem+json",
+            schema={"$ref": "#/components/schemas/Problem"},
+            model="Problem",
+            examples={},
+        ),
+    ),
+    headers=(),
+    header_schemas={},
+    required_headers=(),
+)
+RESPONSE_NOT_FOUND_404 = Response(
+    status="404",
+    content=(
+        MediaBody(
+            media_type="application/problem+json",
+            schema={"$ref": "#/components/schemas/Problem"},
+            model="Problem",
+            examples={},
+        ),
+    ),
+    headers=(),
+    header_schemas={},
+    required_headers=(),
+)
+RESPONSE_UNAUTHORIZED_401 = Response(
+    status="401",
+    content=(
+        MediaBody(
+            media_type="application/problem+json",
+            schema={"$ref": "#/components/schemas/Problem"},
+            model="Problem",
+            examples={},
+        ),
+    ),
+    headers=(),
+    header_schemas={},
+    required_headers=(),
+)
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
         operation_id="listItems",
@@ -175,48 +237,9 @@ OPERATIONS: tuple[Operation, ...] = (
                 header_schemas={},
                 required_headers=(),
             ),
-            Response(
-                status="400",
-                content=(
-                    MediaBody(
-                        media_type="application/problem+json",
-                        schema={"$ref": "#/components/schemas/Problem"},
-                        model="Problem",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
-            Response(
-                status="401",
-                content=(
-                    MediaBody(
-                        media_type="application/problem+json",
-                        schema={"$ref": "#/components/schemas/Problem"},
-                        model="Problem",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
-            Response(
-                status="403",
-                content=(
-                    MediaBody(
-                        media_type="application/problem+json",
-                        schema={"$ref": "#/components/schemas/Problem"},
-                        model="Problem",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
+            RESPONSE_BAD_REQUEST_400,
+            RESPONSE_UNAUTHORIZED_401,
+            RESPONSE_FORBIDDEN_403,
         ),
         is_list=True,
     ),
@@ -260,48 +283,9 @@ OPERATIONS: tuple[Operation, ...] = (
                 header_schemas={},
                 required_headers=(),
             ),
-            Response(
-                status="400",
-                content=(
-                    MediaBody(
-                        media_type="application/problem+json",
-                        schema={"$ref": "#/components/schemas/Problem"},
-                        model="Problem",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
-            Response(
-                status="401",
-                content=(
-                    MediaBody(
-                        media_type="application/problem+json",
-                        schema={"$ref": "#/components/schemas/Problem"},
-                        model="Problem",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
-            Response(
-                status="403",
-                content=(
-                    MediaBody(
-                        media_type="application/problem+json",
-                        schema={"$ref": "#/components/schemas/Problem"},
-                        model="Problem",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
+            RESPONSE_BAD_REQUEST_400,
+            RESPONSE_UNAUTHORIZED_401,
+            RESPONSE_FORBIDDEN_403,
         ),
         is_list=False,
     ),
@@ -343,62 +327,10 @@ OPERATIONS: tuple[Operation, ...] = (
                 header_schemas={},
                 required_headers=(),
             ),
-            Response(
-                status="400",
-                content=(
-                    MediaBody(
-                        media_type="application/problem+json",
-                        schema={"$ref": "#/components/schemas/Problem"},
-                        model="Problem",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
-            Response(
-                status="401",
-                content=(
-                    MediaBody(
-                        media_type="application/problem+json",
-                        schema={"$ref": "#/components/schemas/Problem"},
-                        model="Problem",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
-            Response(
-                status="403",
-                content=(
-                    MediaBody(
-                        media_type="application/problem+json",
-                        schema={"$ref": "#/components/schemas/Problem"},
-                        model="Problem",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
-            Response(
-                status="404",
-                content=(
-                    MediaBody(
-                        media_type="application/problem+json",
-                        schema={"$ref": "#/components/schemas/Problem"},
-                        model="Problem",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
+            RESPONSE_BAD_REQUEST_400,
+            RESPONSE_UNAUTHORIZED_401,
+            RESPONSE_FORBIDDEN_403,
+            RESPONSE_NOT_FOUND_404,
         ),
         is_list=False,
     ),

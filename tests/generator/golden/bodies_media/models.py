@@ -3,32 +3,46 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+_Root = TypeVar("_Root")
+
+
+class _DeferredRootModel(RootModel[_Root]):
+    """`RootModel`, deferred: the base pydantic makes for `class Pets(RootModel[list[Pet]])`
+    is built at import, with every schema `Pet` references; `_DeferredRootModel[...]` is not."""
+
+    model_config = ConfigDict(defer_build=True)
+
 
 class NoteInput(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     text: Annotated[str, Field(max_length=200, min_length=1)]
 
 
 class Note(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     id: Annotated[int, Field(ge=1)]
     text: str
     pinned: bool
 
 
 class Upload(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     name: str
     size: Annotated[int, Field(ge=0)]
 
 
 class ProblemError(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     field: str | None = None
     message: str | None = None
 
 
 class Problem(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     type: str
     title: str
     status: int
@@ -38,12 +52,13 @@ class Problem(BaseModel):
     errors: list[ProblemError] | None = None
 
 
-class ListNotes200Response(RootModel[list[Note]]):
+class ListNotes200Response(_DeferredRootModel[list[Note]]):
     root: Annotated[list[Note], Field(max_length=20)]
 
 
 class CreateNoteBody(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
     )
     text: Annotated[str, Field(max_length=200, min_length=1)]
@@ -51,5 +66,6 @@ class CreateNoteBody(BaseModel):
 
 
 class CreateNote201Response(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     id: Annotated[int, Field(ge=1)]
     text: str

@@ -4,22 +4,34 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+_Root = TypeVar("_Root")
+
+
+class _DeferredRootModel(RootModel[_Root]):
+    """`RootModel`, deferred: the base pydantic makes for `class Pets(RootModel[list[Pet]])`
+    is built at import, with every schema `Pet` references; `_DeferredRootModel[...]` is not."""
+
+    model_config = ConfigDict(defer_build=True)
+
 
 class Pet(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     pet_type: str
     name: Annotated[str, Field(max_length=30, min_length=1)]
 
 
 class Cat(Pet):
+    model_config = ConfigDict(defer_build=True)
     lives: Annotated[int, Field(ge=1, le=9)]
     pet_type: Literal["cat"]
 
 
 class Dog(Pet):
+    model_config = ConfigDict(defer_build=True)
     good: bool
     pet_type: Literal["dog"]
 
@@ -29,6 +41,7 @@ class CircleKind(StrEnum):
 
 
 class Circle(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     kind: Literal["circle"]
     radius: Annotated[float, Field(ge=0.0, le=100.0)]
 
@@ -38,25 +51,29 @@ class SquareKind(StrEnum):
 
 
 class Square(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     kind: Literal["square"]
     side: Annotated[float, Field(ge=0.0, le=100.0)]
 
 
-class Shape(RootModel[Circle | Square]):
+class Shape(_DeferredRootModel[Circle | Square]):
     root: Annotated[Circle | Square, Field(discriminator="kind")]
 
 
 class Named(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     label: Annotated[str, Field(max_length=20)]
 
 
 class MeasuredShape(Named):
+    model_config = ConfigDict(defer_build=True)
     shape: Shape
     area: Annotated[float, Field(ge=0.0)]
 
 
 class Card(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
     )
     card_number: Annotated[str, Field(pattern="^[0-9]{16}$")]
@@ -64,22 +81,26 @@ class Card(BaseModel):
 
 class Iban(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
     )
     iban: Annotated[str, Field(pattern="^[A-Z]{2}[0-9]{2}[A-Z0-9]{10,30}$")]
 
 
 class Payment(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     amount: Annotated[int, Field(ge=1, le=100000)]
     method: Card | Iban
 
 
 class Receipt(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     id: str
     amount: int
 
 
 class Problem(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     type: str
     title: str
     status: int
@@ -89,14 +110,15 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
-class PetUnion(RootModel[Cat | Dog]):
+class PetUnion(_DeferredRootModel[Cat | Dog]):
     root: Annotated[Cat | Dog, Field(discriminator="pet_type")]
 
 
-class PetAlias(RootModel[PetUnion]):
+class PetAlias(_DeferredRootModel[PetUnion]):
     root: PetUnion
 
 
 class Household(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     pets: Annotated[list[PetUnion], Field(max_length=5)]
     favourite: PetAlias | None = None

@@ -8,7 +8,7 @@ Schemas are JSON Schema 2020-12; a `$ref` points into `schemas.json`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 JsonSchema = Mapping[str, Any] | bool
@@ -49,6 +49,9 @@ class MediaBody:
     schema: JsonSchema
     model: str | None  # the models.py class of a JSON body that is a component schema
     examples: Mapping[str, Any]  # name -> value; a lone `example` is named "example"
+    # form and multipart bodies: property -> the `contentType` its `encoding` entry allows
+    # (comma-separated, wildcards such as image/* allowed); properties without one are absent
+    encoding: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,46 @@ class Callback:
 
 SECURITY_SCHEMES: Mapping[str, SecurityScheme] = {}
 
+# Records that come from one component (`components/parameters`, `components/responses`), the
+# same wherever they are used: written once, and named by the operations that use them.
+PARAMETER_PET_ID_ALIAS = Parameter(
+    name="pet_id",
+    python_name="pet_id",
+    location="path",
+    required=True,
+    style="simple",
+    explode=False,
+    schema={"maximum": 1000000, "minimum": 1, "type": "integer"},
+)
+RESPONSE_PET_CREATED_201 = Response(
+    status="201",
+    content=(
+        MediaBody(
+            media_type="application/json",
+            schema={"$ref": "#/components/schemas/PetUnion"},
+            model="PetUnion",
+            examples={},
+        ),
+    ),
+    headers=(),
+    header_schemas={},
+    required_headers=(),
+)
+RESPONSE_PROBLEM_ALIAS_4XX = Response(
+    status="4XX",
+    content=(
+        MediaBody(
+            media_type="application/problem+json",
+            schema={"$ref": "#/components/schemas/Problem"},
+            model="Problem",
+            examples={},
+        ),
+    ),
+    headers=(),
+    header_schemas={},
+    required_headers=(),
+)
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
         operation_id="createHousehold",
@@ -150,20 +193,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 header_schemas={},
                 required_headers=(),
             ),
-            Response(
-                status="4XX",
-                content=(
-                    MediaBody(
-                        media_type="application/problem+json",
-                        schema={"$ref": "#/components/schemas/Problem"},
-                        model="Problem",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
+            RESPONSE_PROBLEM_ALIAS_4XX,
         ),
         is_list=False,
     ),
@@ -205,20 +235,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 header_schemas={"X-Request-Cost": {"maximum": 10, "minimum": 0, "type": "integer"}},
                 required_headers=("X-Request-Cost",),
             ),
-            Response(
-                status="4XX",
-                content=(
-                    MediaBody(
-                        media_type="application/problem+json",
-                        schema={"$ref": "#/components/schemas/Problem"},
-                        model="Problem",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
+            RESPONSE_PROBLEM_ALIAS_4XX,
         ),
         is_list=False,
     ),
@@ -246,34 +263,8 @@ OPERATIONS: tuple[Operation, ...] = (
             ),
         ),
         responses=(
-            Response(
-                status="201",
-                content=(
-                    MediaBody(
-                        media_type="application/json",
-                        schema={"$ref": "#/components/schemas/PetUnion"},
-                        model="PetUnion",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
-            Response(
-                status="4XX",
-                content=(
-                    MediaBody(
-                        media_type="application/problem+json",
-                        schema={"$ref": "#/components/schemas/Problem"},
-                        model="Problem",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
+            RESPONSE_PET_CREATED_201,
+            RESPONSE_PROBLEM_ALIAS_4XX,
         ),
         is_list=False,
     ),
@@ -288,17 +279,7 @@ OPERATIONS: tuple[Operation, ...] = (
         security=(),
         scopes=(),
         min_role=None,
-        parameters=(
-            Parameter(
-                name="pet_id",
-                python_name="pet_id",
-                location="path",
-                required=True,
-                style="simple",
-                explode=False,
-                schema={"maximum": 1000000, "minimum": 1, "type": "integer"},
-            ),
-        ),
+        parameters=(PARAMETER_PET_ID_ALIAS,),
         request_body=None,
         responses=(
             Response(
@@ -315,20 +296,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 header_schemas={},
                 required_headers=(),
             ),
-            Response(
-                status="4XX",
-                content=(
-                    MediaBody(
-                        media_type="application/problem+json",
-                        schema={"$ref": "#/components/schemas/Problem"},
-                        model="Problem",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
+            RESPONSE_PROBLEM_ALIAS_4XX,
         ),
         is_list=False,
     ),
@@ -370,20 +338,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 header_schemas={},
                 required_headers=(),
             ),
-            Response(
-                status="4XX",
-                content=(
-                    MediaBody(
-                        media_type="application/problem+json",
-                        schema={"$ref": "#/components/schemas/Problem"},
-                        model="Problem",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
+            RESPONSE_PROBLEM_ALIAS_4XX,
         ),
         is_list=False,
     ),

@@ -3,26 +3,38 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+_Root = TypeVar("_Root")
+
+
+class _DeferredRootModel(RootModel[_Root]):
+    """`RootModel`, deferred: the base pydantic makes for `class Pets(RootModel[list[Pet]])`
+    is built at import, with every schema `Pet` references; `_DeferredRootModel[...]` is not."""
+
+    model_config = ConfigDict(defer_build=True)
+
 
 class Error(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     code: int
     message: str
 
 
-class Tag(RootModel[str]):
+class Tag(_DeferredRootModel[str]):
     root: Annotated[str, Field(max_length=20)]
 
 
 class Category(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     name: Annotated[str, Field(max_length=40, min_length=1)]
 
 
 class PetRequest(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
     )
     name: Annotated[str, Field(max_length=40, min_length=1)]
@@ -32,6 +44,7 @@ class PetRequest(BaseModel):
 
 class Pet(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
     )
     id: Annotated[int | None, Field(ge=1)] = None
@@ -40,5 +53,5 @@ class Pet(BaseModel):
     category: Category | None = None
 
 
-class ListPets200Response(RootModel[list[Pet]]):
+class ListPets200Response(_DeferredRootModel[list[Pet]]):
     root: Annotated[list[Pet], Field(max_length=10)]

@@ -8,7 +8,7 @@ Schemas are JSON Schema 2020-12; a `$ref` points into `schemas.json`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 JsonSchema = Mapping[str, Any] | bool
@@ -49,6 +49,9 @@ class MediaBody:
     schema: JsonSchema
     model: str | None  # the models.py class of a JSON body that is a component schema
     examples: Mapping[str, Any]  # name -> value; a lone `example` is named "example"
+    # form and multipart bodies: property -> the `contentType` its `encoding` entry allows
+    # (comma-separated, wildcards such as image/* allowed); properties without one are absent
+    encoding: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,47 @@ SECURITY_SCHEMES: Mapping[str, SecurityScheme] = {
     ),
 }
 
+# Records that come from one component (`components/parameters`, `components/responses`), the
+# same wherever they are used: written once, and named by the operations that use them.
+PARAMETER_LIMIT = Parameter(
+    name="limit",
+    python_name="limit",
+    location="query",
+    required=False,
+    style="form",
+    explode=True,
+    schema={"default": 20, "maximum": 100, "minimum": 1, "type": "integer"},
+)
+RESPONSE_BAD_REQUEST_400 = Response(
+    status="400",
+    content=(
+        MediaBody(
+            media_type="application/json",
+            schema={"$ref": "#/components/schemas/Error"},
+            model="Error",
+            examples={},
+        ),
+    ),
+    headers=(),
+    header_schemas={},
+    required_headers=(),
+)
+RESPONSE_ERROR_401 = Response(
+    status="401",
+    content=(
+        MediaBody(
+            media_type="application/json",
+            schema={"$ref": "#/components/schemas/Error"},
+            model="Error",
+            examples={},
+        ),
+    ),
+    headers=(),
+    header_schemas={},
+    required_headers=(),
+)
+RESPONSE_ERROR_DEFAULT = replace(RESPONSE_ERROR_401, status="default")
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
         operation_id="listPets",
@@ -148,15 +192,7 @@ OPERATIONS: tuple[Operation, ...] = (
                     "type": "object",
                 },
             ),
-            Parameter(
-                name="limit",
-                python_name="limit",
-                location="query",
-                required=False,
-                style="form",
-                explode=True,
-                schema={"default": 20, "maximum": 100, "minimum": 1, "type": "integer"},
-            ),
+            PARAMETER_LIMIT,
         ),
         request_body=None,
         responses=(
@@ -174,34 +210,8 @@ OPERATIONS: tuple[Operation, ...] = (
                 header_schemas={},
                 required_headers=(),
             ),
-            Response(
-                status="400",
-                content=(
-                    MediaBody(
-                        media_type="application/json",
-                        schema={"$ref": "#/components/schemas/Error"},
-                        model="Error",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
-            Response(
-                status="default",
-                content=(
-                    MediaBody(
-                        media_type="application/json",
-                        schema={"$ref": "#/components/schemas/Error"},
-                        model="Error",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
+            RESPONSE_BAD_REQUEST_400,
+            RESPONSE_ERROR_DEFAULT,
         ),
         is_list=False,
     ),
@@ -243,34 +253,8 @@ OPERATIONS: tuple[Operation, ...] = (
                 header_schemas={},
                 required_headers=(),
             ),
-            Response(
-                status="400",
-                content=(
-                    MediaBody(
-                        media_type="application/json",
-                        schema={"$ref": "#/components/schemas/Error"},
-                        model="Error",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
-            Response(
-                status="401",
-                content=(
-                    MediaBody(
-                        media_type="application/json",
-                        schema={"$ref": "#/components/schemas/Error"},
-                        model="Error",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
+            RESPONSE_BAD_REQUEST_400,
+            RESPONSE_ERROR_401,
         ),
         is_list=False,
     ),
@@ -326,20 +310,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 header_schemas={},
                 required_headers=(),
             ),
-            Response(
-                status="default",
-                content=(
-                    MediaBody(
-                        media_type="application/json",
-                        schema={"$ref": "#/components/schemas/Error"},
-                        model="Error",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
+            RESPONSE_ERROR_DEFAULT,
         ),
         is_list=False,
     ),

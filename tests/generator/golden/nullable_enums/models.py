@@ -4,10 +4,19 @@
 from __future__ import annotations
 
 from enum import IntEnum, StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 from typing_extensions import TypeAliasType
+
+_Root = TypeVar("_Root")
+
+
+class _DeferredRootModel(RootModel[_Root]):
+    """`RootModel`, deferred: the base pydantic makes for `class Pets(RootModel[list[Pet]])`
+    is built at import, with every schema `Pet` references; `_DeferredRootModel[...]` is not."""
+
+    model_config = ConfigDict(defer_build=True)
 
 
 class Level(IntEnum):
@@ -28,11 +37,12 @@ class Mood(StrEnum):
     field_ = ""
 
 
-class Nickname(RootModel[str | None]):
+class Nickname(_DeferredRootModel[str | None]):
     root: Annotated[str | None, Field(max_length=20)] = None
 
 
 class Owner(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     name: Annotated[str, Field(max_length=30)]
 
 
@@ -41,11 +51,12 @@ class RecordColorRecordColorEnum(StrEnum):
     green = "green"
 
 
-class RecordColor(RootModel[RecordColorRecordColorEnum | None]):
+class RecordColor(_DeferredRootModel[RecordColorRecordColorEnum | None]):
     root: RecordColorRecordColorEnum | None = None
 
 
 class Record(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     title: Annotated[str, Field(max_length=50, min_length=1)]
     mood: Mood
     level: Level | None = None
@@ -75,6 +86,7 @@ SettingsLimitsAdditionalProperty = TypeAliasType(
 
 class SettingsClosed(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
     )
     on: bool | None = None
@@ -82,6 +94,7 @@ class SettingsClosed(BaseModel):
 
 class Settings(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
     )
     labels: Annotated[dict[str, SettingsLabelsAdditionalProperty], Field(max_length=5)]
@@ -93,6 +106,7 @@ class Settings(BaseModel):
 
 
 class Problem(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     type: str
     title: str
     status: int

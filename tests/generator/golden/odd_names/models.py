@@ -4,16 +4,26 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+_Root = TypeVar("_Root")
 
 
-class MyThingField(RootModel[str]):
+class _DeferredRootModel(RootModel[_Root]):
+    """`RootModel`, deferred: the base pydantic makes for `class Pets(RootModel[list[Pet]])`
+    is built at import, with every schema `Pet` references; `_DeferredRootModel[...]` is not."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class MyThingField(_DeferredRootModel[str]):
     root: Annotated[str, Field(max_length=5)]
 
 
 class MyThing(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     class_: Annotated[str, Field(alias="class", max_length=10)]
     from_: Annotated[int, Field(alias="from", ge=0, le=10)]
     def_: Annotated[bool | None, Field(alias="def")] = None
@@ -38,6 +48,7 @@ class MyThing(BaseModel):
 
 
 class Class(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     str_: Annotated[str, Field(alias="str", max_length=10)]
     list_: Annotated[list[int] | None, Field(alias="list", max_length=2)] = None
     None_: Annotated[bool | None, Field(alias="None")] = None
@@ -50,20 +61,24 @@ class FieldType(StrEnum):
 
 
 class FieldModel(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     name: Annotated[str, Field(max_length=10)]
     type: FieldType | None = None
 
 
 class BaseModelModel(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     field_model_dump: Annotated[str, Field(alias="model_dump", max_length=10)]
     field_model_validate: Annotated[int | None, Field(alias="model_validate")] = None
 
 
 class CmsV3Error(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     message: Annotated[str, Field(max_length=20)]
 
 
 class Problem(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     type: str
     title: str
     status: int
@@ -73,5 +88,5 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
-class ModelsListAll200Response(RootModel[list[BaseModelModel]]):
+class ModelsListAll200Response(_DeferredRootModel[list[BaseModelModel]]):
     root: Annotated[list[BaseModelModel], Field(max_length=3)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ItemColor(StrEnum):
@@ -15,6 +15,7 @@ class ItemColor(StrEnum):
 
 
 class Item(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     id: Annotated[str, Field(pattern="^[a-z0-9]{3,12}$")]
     name: Annotated[str, Field(max_length=40, min_length=1)]
     size: Annotated[int, Field(ge=0, le=100)]
@@ -22,11 +23,13 @@ class Item(BaseModel):
 
 
 class ProblemError(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     field: str
     message: str
 
 
 class Problem(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     type: str
     title: str
     status: int
@@ -37,4 +40,5 @@ class Problem(BaseModel):
 
 
 class GetMatrix200Response(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     total: int

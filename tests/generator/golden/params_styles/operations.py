@@ -8,7 +8,7 @@ Schemas are JSON Schema 2020-12; a `$ref` points into `schemas.json`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 JsonSchema = Mapping[str, Any] | bool
@@ -49,6 +49,9 @@ class MediaBody:
     schema: JsonSchema
     model: str | None  # the models.py class of a JSON body that is a component schema
     examples: Mapping[str, Any]  # name -> value; a lone `example` is named "example"
+    # form and multipart bodies: property -> the `contentType` its `encoding` entry allows
+    # (comma-separated, wildcards such as image/* allowed); properties without one are absent
+    encoding: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,23 @@ class Callback:
 
 SECURITY_SCHEMES: Mapping[str, SecurityScheme] = {}
 
+# Records that come from one component (`components/parameters`, `components/responses`), the
+# same wherever they are used: written once, and named by the operations that use them.
+RESPONSE_PROBLEM_4XX = Response(
+    status="4XX",
+    content=(
+        MediaBody(
+            media_type="application/problem+json",
+            schema={"$ref": "#/components/schemas/Problem"},
+            model="Problem",
+            examples={},
+        ),
+    ),
+    headers=(),
+    header_schemas={},
+    required_headers=(),
+)
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
         operation_id="getFile",
@@ -165,20 +185,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 header_schemas={},
                 required_headers=(),
             ),
-            Response(
-                status="4XX",
-                content=(
-                    MediaBody(
-                        media_type="application/problem+json",
-                        schema={"$ref": "#/components/schemas/Problem"},
-                        model="Problem",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
+            RESPONSE_PROBLEM_4XX,
         ),
         is_list=False,
     ),
@@ -240,20 +247,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 header_schemas={},
                 required_headers=(),
             ),
-            Response(
-                status="4XX",
-                content=(
-                    MediaBody(
-                        media_type="application/problem+json",
-                        schema={"$ref": "#/components/schemas/Problem"},
-                        model="Problem",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
+            RESPONSE_PROBLEM_4XX,
         ),
         is_list=False,
     ),
@@ -399,20 +393,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 header_schemas={},
                 required_headers=(),
             ),
-            Response(
-                status="4XX",
-                content=(
-                    MediaBody(
-                        media_type="application/problem+json",
-                        schema={"$ref": "#/components/schemas/Problem"},
-                        model="Problem",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
+            RESPONSE_PROBLEM_4XX,
         ),
         is_list=False,
     ),
@@ -468,20 +449,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 header_schemas={},
                 required_headers=(),
             ),
-            Response(
-                status="4XX",
-                content=(
-                    MediaBody(
-                        media_type="application/problem+json",
-                        schema={"$ref": "#/components/schemas/Problem"},
-                        model="Problem",
-                        examples={},
-                    ),
-                ),
-                headers=(),
-                header_schemas={},
-                required_headers=(),
-            ),
+            RESPONSE_PROBLEM_4XX,
         ),
         is_list=False,
     ),

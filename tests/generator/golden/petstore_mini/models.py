@@ -6,7 +6,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Species(StrEnum):
@@ -15,22 +15,26 @@ class Species(StrEnum):
 
 
 class NewPet(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     name: Annotated[str, Field(max_length=100, min_length=1)]
     species: Species
     tag: str | None = None
 
 
 class Pet(NewPet):
+    model_config = ConfigDict(defer_build=True)
     id: str
     created_at: str
 
 
 class PetPage(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     items: list[Pet]
     next_cursor: str | None
 
 
 class Problem(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     type: str
     title: str
     status: int
@@ -38,4 +42,5 @@ class Problem(BaseModel):
 
 
 class GetHealth200Response(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     status: Literal["ok"]

@@ -5,22 +5,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class User(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     id: Annotated[int, Field(ge=1)]
     name: Annotated[str, Field(max_length=30, min_length=1)]
     created_at: str
 
 
 class Team(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     name: Annotated[str, Field(max_length=30, min_length=1)]
     lead: User
     members: Annotated[list[User] | None, Field(max_length=3)] = None
 
 
 class TreeNode(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     id: Annotated[str, Field(max_length=10)]
     label: Annotated[str, Field(max_length=20)]
     children: Annotated[list[TreeNode] | None, Field(max_length=3)] = None
@@ -28,6 +31,7 @@ class TreeNode(BaseModel):
 
 
 class Problem(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     type: str
     title: str
     status: int
@@ -38,28 +42,33 @@ class Problem(BaseModel):
 
 
 class UserRequest(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     name: Annotated[str, Field(max_length=30, min_length=1)]
     password: Annotated[str, Field(max_length=64, min_length=8)]
 
 
 class TreeNodeRequest(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     label: Annotated[str, Field(max_length=20)]
     children: Annotated[list[TreeNodeRequest] | None, Field(max_length=3)] = None
     parent: TreeNodeRequest | None = None
 
 
 class TeamRequest(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     name: Annotated[str, Field(max_length=30, min_length=1)]
     lead: UserRequest
     members: Annotated[list[UserRequest] | None, Field(max_length=3)] = None
 
 
 class Left(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     name: Annotated[str, Field(max_length=10)]
     right: Right | None = None
 
 
 class Right(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     value: int
     left: Left | None = None
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Status(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     ok: bool
     who: Annotated[str | None, Field(max_length=20)] = None
 
 
 class Problem(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     type: str
     title: str
     status: int

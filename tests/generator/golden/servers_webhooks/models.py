@@ -6,7 +6,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class EventKind(StrEnum):
@@ -15,17 +15,20 @@ class EventKind(StrEnum):
 
 
 class Event(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     kind: EventKind
     at: str
 
 
 class Subscription(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     id: Annotated[str, Field(pattern="^sub_[a-z0-9]{6}$")]
     callback_url: str
     events: list[EventKind]
 
 
 class Problem(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     type: str
     title: str
     status: int
@@ -36,5 +39,6 @@ class Problem(BaseModel):
 
 
 class SubscribeBody(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     callback_url: str
     events: Annotated[list[EventKind], Field(max_length=3, min_length=1)]

@@ -4,9 +4,18 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, RootModel, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints
+
+_Root = TypeVar("_Root")
+
+
+class _DeferredRootModel(RootModel[_Root]):
+    """`RootModel`, deferred: the base pydantic makes for `class Pets(RootModel[list[Pet]])`
+    is built at import, with every schema `Pet` references; `_DeferredRootModel[...]` is not."""
+
+    model_config = ConfigDict(defer_build=True)
 
 
 class Unit(Enum):
@@ -15,19 +24,20 @@ class Unit(Enum):
     NoneType_None = None
 
 
-class MeasurementPositionItem(RootModel[float]):
+class MeasurementPositionItem(_DeferredRootModel[float]):
     root: Annotated[float, Field(ge=-90.0, le=90.0)]
 
 
-class MeasurementPositionItem1(RootModel[float]):
+class MeasurementPositionItem1(_DeferredRootModel[float]):
     root: Annotated[float, Field(ge=-180.0, le=180.0)]
 
 
-class MeasurementTag(RootModel[str]):
+class MeasurementTag(_DeferredRootModel[str]):
     root: Annotated[str, Field(max_length=8, min_length=1)]
 
 
 class Measurement(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     kind: Literal["temperature"]
     value: Annotated[float | None, Field(ge=-273.15, le=1000.0)]
     unit: Unit
@@ -39,6 +49,7 @@ class Measurement(BaseModel):
 
 
 class Problem(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     type: str
     title: str
     status: int
@@ -49,5 +60,6 @@ class Problem(BaseModel):
 
 
 class ListMeasurements200Response(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     items: Annotated[list[Measurement], Field(max_length=5)]
     next_cursor: str | None

@@ -1,4 +1,4 @@
-"""The storage side of authentication: turn a presented secret into a ``Principal``.
+"""Credentials: a presented secret turned into the ``Principal`` it identifies, or refused.
 
 Secrets are looked up by their SHA-256 only. Usage stamps (``last_used_at``, the session's
 sliding expiry) are written at most once a minute per credential, so reads stay reads, and after
@@ -13,24 +13,28 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from server.runtime.auth import Principal
-from server.runtime.errors import Unauthenticated
+from server.domain.actors import Principal
+from server.domain.errors import NotAuthenticated
 from server.security import hash_secret
-from server.storage.api_keys import touch_api_key
-from server.storage.models import ApiKey, Membership, PersonalAccessToken, User, UserSession
-from server.storage.sessions import touch_session
-from server.storage.tokens import touch_pat
+from server.storage import rows
+from server.storage.models import ApiKey, PersonalAccessToken, User
+from server.storage.sessions import get_session_by_hash, touch_session
+from server.storage.users import get_user
+from server.storage.workspaces import get_member_role
 
 log = logging.getLogger("gantry")
 Stamp = Callable[[Session], None]
 _STAMPS = "gantry.deferred_stamps"
 
-SESSION_IDLE = timedelta(hours=12)
-_TOUCH_EVERY = timedelta(minutes=1)
+# How often a credential's use is stamped: the one interval, for every kind.
+STAMP_EVERY = timedelta(minutes=1)
+
+
+def _stamp_due(last: datetime | None, now: datetime) -> bool:
+    return last is None or now - last >= STAMP_EVERY
 
 
 def _defer(db: Session, stamp: Stamp) -> None:
@@ -59,11 +63,11 @@ def write_deferred_stamps(factory: Callable[[], Session], stamps: list[Stamp]) -
 
 
 def _active_user(db: Session, user_id: str) -> User:
-    user = db.get(User, user_id)
+    user = get_user(db, user_id)
     if user is None:
-        raise Unauthenticated("The credential's user no longer exists.")
+        raise NotAuthenticated("The credential's user no longer exists.")
     if user.status != "active":
-        raise Unauthenticated("This account is blocked.")
+        raise NotAuthenticated("This account is blocked.")
     return user
 
 
@@ -76,22 +80,23 @@ class StorageCredentials:
             return self._pat(db, secret, now)
         if secret.startswith("sk_"):
             return self._api_key(db, secret, now)
-        raise Unauthenticated("Unrecognised token; expected a pat_ or sk_ token.")
+        raise NotAuthenticated("Unrecognised token; expected a pat_ or sk_ token.")
 
     def _pat(self, db: Session, secret: str, now: datetime) -> Principal:
-        token = db.scalar(
-            select(PersonalAccessToken).where(PersonalAccessToken.token_hash == hash_secret(secret))
-        )
+        token = rows.find(db, PersonalAccessToken, token_hash=hash_secret(secret))
         if token is None:
-            raise Unauthenticated("Unknown token.")
+            raise NotAuthenticated("Unknown token.")
         if token.status != "active":
-            raise Unauthenticated("This token has been revoked.", code="token_revoked")
+            raise NotAuthenticated("This token has been revoked.", code="token_revoked")
         if token.expires_at <= now:
-            raise Unauthenticated("This token has expired.", code="token_expired")
+            raise NotAuthenticated("This token has expired.", code="token_expired")
         user = _active_user(db, token.user_id)
-        if token.last_used_at is None or now - token.last_used_at > _TOUCH_EVERY:
+        if _stamp_due(token.last_used_at, now):
             token_id = token.id
-            _defer(db, lambda s: touch_pat(s, token_id, now=now))
+            _defer(
+                db,
+                lambda s: rows.touch(s, PersonalAccessToken, token_id, now=now, every=STAMP_EVERY),
+            )
         return Principal(
             kind="pat",
             credential_id=token.id,
@@ -102,16 +107,16 @@ class StorageCredentials:
         )
 
     def _api_key(self, db: Session, secret: str, now: datetime) -> Principal:
-        key = db.scalar(select(ApiKey).where(ApiKey.key_hash == hash_secret(secret)))
+        key = rows.find(db, ApiKey, key_hash=hash_secret(secret))
         if key is None:
-            raise Unauthenticated("Unknown API key.")
+            raise NotAuthenticated("Unknown API key.")
         if key.status != "active":
-            raise Unauthenticated("This API key has been revoked.", code="token_revoked")
+            raise NotAuthenticated("This API key has been revoked.", code="token_revoked")
         if key.expires_at is not None and key.expires_at <= now:
-            raise Unauthenticated("This API key has expired.", code="token_expired")
-        if key.last_used_at is None or now - key.last_used_at > _TOUCH_EVERY:
+            raise NotAuthenticated("This API key has expired.", code="token_expired")
+        if _stamp_due(key.last_used_at, now):
             key_id = key.id
-            _defer(db, lambda s: touch_api_key(s, key_id, now=now))
+            _defer(db, lambda s: rows.touch(s, ApiKey, key_id, now=now, every=STAMP_EVERY))
         return Principal(
             kind="api_key",
             credential_id=key.id,
@@ -123,13 +128,13 @@ class StorageCredentials:
 
     def by_session(self, db: Session, value: str, now: datetime) -> Principal:
         """A session cookie; 401 when unknown or expired (idle or absolute)."""
-        session = db.scalar(select(UserSession).where(UserSession.token_hash == hash_secret(value)))
+        session = get_session_by_hash(db, hash_secret(value))
         if session is None:
-            raise Unauthenticated("Your session is not valid; sign in again.")
+            raise NotAuthenticated("Your session is not valid; sign in again.")
         if session.expires_at <= now or session.absolute_expires_at <= now:
-            raise Unauthenticated("Your session has expired; sign in again.", code="token_expired")
+            raise NotAuthenticated("Your session has expired; sign in again.", code="token_expired")
         user = _active_user(db, session.user_id)
-        if now - session.last_seen_at > _TOUCH_EVERY:
+        if _stamp_due(session.last_seen_at, now):
             session_id = session.id
             _defer(db, lambda s: touch_session(s, session_id, now=now))
         return Principal(
@@ -142,8 +147,4 @@ class StorageCredentials:
 
     def workspace_role(self, db: Session, workspace_id: str, user_id: str) -> str | None:
         """The user's role in the workspace, or None when not a member."""
-        return db.scalar(
-            select(Membership.role).where(
-                Membership.workspace_id == workspace_id, Membership.user_id == user_id
-            )
-        )
+        return get_member_role(db, workspace_id, user_id)
