@@ -396,6 +396,18 @@ def _origin(response: Any) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+# Operations whose success the spec itself puts out of reach (``World.state_refusal``: a state
+# no operation leads to), with why; the run's verdict leaves them out, and the suite reports
+# them as a skip that says why.
+_out_of_reach: dict[str, str] = {}
+
+
+def out_of_reach(label: str, why: str) -> None:
+    """Leave ``label`` out of the run's verdict: its success cannot be produced, for ``why``."""
+    with _lock:
+        _out_of_reach[label] = why
+
+
 def succeeded(origin: str) -> set[str]:
     """Labels of the operations that answered 2xx on the server at ``origin`` so far."""
     with _lock:
@@ -406,7 +418,8 @@ def succeeded(origin: str) -> set[str]:
 class EveryOperationSucceedsOnce:
     """Fail the run if an operation of the spec never answered 2xx: auth or fixtures broken, a
     handler that always fails, a link nobody can follow. Configurable in ``schemathesis.toml``
-    (``[checks.EveryOperationSucceedsOnce] ignore = ["METHOD /path"]``); nothing is ignored."""
+    (``[checks.EveryOperationSucceedsOnce] ignore = ["METHOD /path"]``); nothing is ignored
+    there. The suite leaves out what the spec puts out of reach (``out_of_reach``)."""
 
     def __init__(self, ignore: list[str] | None = None) -> None:
         self.ignore = set(ignore or [])
@@ -427,5 +440,5 @@ class EveryOperationSucceedsOnce:
 
     def after_run(self, ctx: Any) -> None:
         for origin in sorted(self.origins):
-            never = self.labels - succeeded(origin) - self.ignore
+            never = self.labels - succeeded(origin) - self.ignore - set(_out_of_reach)
             assert not never, f"never answered 2xx on {origin}: " + ", ".join(sorted(never))

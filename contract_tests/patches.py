@@ -210,11 +210,11 @@ def _new_value(world: World, schema: Any, current: Any) -> Any:
             value = current + 1 if isinstance(current, int) else low
             return value if value <= high else current - 1
         elif "string" in types:
-            return _new_string(world, branch)
+            return new_string(world, branch)
     return current
 
 
-def _new_string(world: World, schema: Mapping[str, Any]) -> str:
+def new_string(world: World, schema: Mapping[str, Any]) -> str:
     """A fresh value of a string schema: its ``format`` first, then a candidate that fits its
     ``pattern`` and length (a slug, the same without punctuation, the schema's example with
     new digits); the first candidate when none fits, which the server then refuses, visibly."""

@@ -20,7 +20,7 @@ from schemathesis.core.failures import CustomFailure, Failure, FailureGroup
 from schemathesis.engine import Status, events, from_schema
 
 from contract_tests import (
-    checks,  # noqa: F401  (registers the checks)
+    checks,  # registers the checks
     spec,
 )
 from contract_tests.clock import at_callers_time
@@ -221,6 +221,10 @@ def run_engine(
         schema.config.phases.stateful.max_steps = max_steps
     auth = EngineAuth(world)
     protected = {world.accounts["superadmin"].id}
+    for op in spec.operations():
+        refusal = world.state_refusal(op)
+        if refusal is not None:
+            checks.out_of_reach(spec.label(op), refusal.why)
 
     class _Auth:  # schemathesis instantiates the provider class itself
         def get(self, case: Any, context: Any) -> Any:

@@ -11,7 +11,10 @@ The auth rules below are the spec's own words turned into code (``info.descripti
 credential), ``user`` (a session or PAT, not an API key), ``session`` (the cookie only),
 ``superadmin``, or a workspace role for operations under ``/workspaces/{workspace_id}`` or on
 an item a workspace owns (``x-gantry-resource``, ``x-gantry-owner``), where a non-member gets
-404 "exactly as if it did not exist" and a member below the role 403.
+404 "exactly as if it did not exist" and a member below the role 403. A workspace named in a
+header (``X-Workspace-Id``) is a 404 to a non-member too; a credential of a scoped scheme
+(``x-gantry-scope``) needs that scope, then the scheme's ``x-gantry-scope-role`` in the
+workspace it acts in.
 """
 
 from __future__ import annotations

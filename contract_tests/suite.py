@@ -17,7 +17,8 @@ document), never from a list of operations kept here. In file order:
 5. schemathesis's engine over every operation: examples, coverage and fuzzing (positive and
    negative data) and the stateful phase along the spec's links; then one item per operation
    that reports its cases and findings, and the run-level verdict (every operation answered
-   2xx at least once, over everything above).
+   2xx at least once, over everything above), but for the operations whose success the spec
+   puts out of reach, which one item names, as a skip that says why.
 
 Every request of every part is judged by every registered check (``checks.py`` and the
 schemathesis built-ins).

@@ -18,9 +18,13 @@ document, or one that adds resources to the core (``World(target, document, core
 
 Requests built from the spec (``request_for``) take the operation's example body and adjust only
 what a second run cannot reuse, by the *type* of each property: ``Email`` and ``Slug`` values are
-made unique in operations that create something (201), and in operations under a workspace a
-``UserId``/``Email`` names a real user who is not a member yet. Path parameters come from the
-operations that produce them, found through the spec's OpenAPI links. No operation is named.
+made unique in operations that create something (201), in operations under a workspace a
+``UserId``/``Email`` names a real user who is not a member yet, and an id of a resource
+(``x-gantry-resource``, at any depth) names one made in the request's workspace by the
+resource's create. Path parameters come from the operations that produce them, found through the
+spec's OpenAPI links, else through the resource the parameter names; a header that names the
+workspace gets the request's. An operation's declared set-up (``x-gantry-given``) is made once
+per workspace before it is called there. No operation is named.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from generated import models
 from server.domain import roles
 from server.domain.errors import Forbidden, NotFound
-from server.domain.listing import Window
+from server.domain.listing import Window, listed
 from server.domain.unit import UnitOfWork
 from server.domain.values import optional_datetime, text, unique
 from server.security import hash_secret, mint_secret, new_id, secret_prefix
@@ -28,18 +28,7 @@ def list_keys(
     uow: UnitOfWork, workspace_id: str, *, status: str | None, window: Window
 ) -> tuple[Sequence[ApiKey], int | None]:
     """The workspace's keys (active and revoked) in ``window``, and their count if asked."""
-    found = rows.list_by(
-        uow.db,
-        ApiKey,
-        after=window.after,
-        order=window.direction,
-        limit=window.limit,
-        workspace_id=workspace_id,
-        status=status,
-    )
-    if not window.include_total:
-        return found, None
-    return found, rows.count_by(uow.db, ApiKey, workspace_id=workspace_id, status=status)
+    return listed(uow, ApiKey, window, workspace_id=workspace_id, status=status)
 
 
 def issue_key(

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
+
+from server.domain.unit import UnitOfWork
+from server.storage import rows
 
 Direction = Literal["asc", "desc"]
+Row = TypeVar("Row")
 
 
 class Window(Protocol):
@@ -24,3 +29,14 @@ class Window(Protocol):
 
     @property
     def include_total(self) -> bool: ...
+
+
+def listed(
+    uow: UnitOfWork, model: type[Row], window: Window, **equal: Any
+) -> tuple[Sequence[Row], int | None]:
+    """The rows of ``model`` matching ``equal`` (``None``: any) in ``window``, and how many
+    match in all when the window asks for the total: a list operation's whole storage side."""
+    found = rows.list_by(
+        uow.db, model, after=window.after, order=window.direction, limit=window.limit, **equal
+    )
+    return found, rows.count_by(uow.db, model, **equal) if window.include_total else None
