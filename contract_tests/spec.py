@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cache
+from functools import cache, cached_property
 from types import ModuleType
 from typing import Any
 
@@ -446,6 +446,13 @@ class Document:
 
     def links(self) -> Iterator[Link]:
         """Every OpenAPI link: from an operation's response to another operation."""
+        return iter(self._links)
+
+    @cached_property
+    def _links(self) -> tuple[Link, ...]:
+        return tuple(self._read_links())
+
+    def _read_links(self) -> Iterator[Link]:
         for path, item in self.raw["paths"].items():
             for method, definition in item.items():
                 if not isinstance(definition, Mapping) or "responses" not in definition:

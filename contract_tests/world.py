@@ -54,6 +54,7 @@ API_KEYS_PATH = "/workspaces/{workspace_id}/api-keys"  # the tenancy core's API 
 DEFAULT_PASSWORD = "contract-suite-password"
 EMAIL_DOMAIN = "example.com"
 MAX_RATE_LIMIT_WAIT = 75.0  # seconds to wait in total for one rate-limited request (live mode)
+SETTLE_TRIES, SETTLE_PAUSE = 50, 0.05  # reading back what an answer names only in a header
 # The shortest PAT lifetime the spec allows (1 day), with room for the request's own delay: the
 # clock moves past it (and past a session's lifetimes, ``x-gantry-session``) for expired callers.
 _SHORTEST = timedelta(days=1, hours=1)
@@ -164,6 +165,7 @@ class World:
         self._references: dict[tuple[str, str], Any] = {}  # (resource, workspace) -> an id
         self._making: set[tuple[str, str]] = set()
         self._prepared: set[tuple[str, str]] = set()  # (operationId, workspace) set up
+        self._spare_scopes: dict[str, Scope] = {}  # operationId -> where refused callers act
         self.given = rules.given_steps(document)
         self._creators: dict[str, tuple[str, str] | None] = {}
         self.scope: Scope | None = None
@@ -662,20 +664,28 @@ class World:
         is the workspace), moved along their state machine to a state the operation accepts, and
         a session caller of an unsafe session-only operation without parameters (it acts on the
         caller: sign out, change password) gets a throwaway account, so no request damages what
-        later requests rely on. Every resource is made in the request's scope: on a flat item
-        path (``/notes/{note_id}``) the caller's role is the one in the workspace that owns it.
+        later requests rely on. A caller the spec refuses shares one such resource (one spare
+        scope) per operation: its request must change nothing, and if it does, only that
+        operation's later requests notice. Every resource is made in the request's scope: on a
+        flat item path (``/notes/{note_id}``) the caller's role is the one in the workspace
+        that owns it.
         """
         assert self.scope is not None
         unsafe = op.method in spec.UNSAFE
         params = spec.path_params(op)
         scope = self.scope
+        served = spec.expected(op, self.resolve_role(caller, scope)).outcome == spec.PASS
         if unsafe and params and params[-1] == spec.WORKSPACE_PARAM:
-            scope = self.new_scope()
+            if served:
+                scope = self.new_scope()
+            else:
+                scope = self._spare_scopes.get(op.operation_id) or self.new_scope()
+                self._spare_scopes[op.operation_id] = scope
             caller = next(c for c in self.callers(scope) if c.name == caller.name)
         if unsafe and not params and op.min_role == "session" and caller.kind == "session":
             account = self.new_account("self", with_pat=False)
             caller = replace(self.session_caller(account), name=caller.name)
-        return self.build_request(op, caller, scope, fresh_last=unsafe)
+        return self.build_request(op, caller, scope, fresh_last=unsafe and served)
 
     def build_request(
         self, op: Operation, caller: Caller, scope: Scope, *, fresh_last: bool
@@ -721,10 +731,36 @@ class World:
             )
         made = self.call_as_allowed(spec.by_id(producer[0]), scope)
         value = evaluate(producer[1], made)
+        if producer[1].startswith("$response.header."):
+            self._settle(made, param, value, scope)
         self._ready_for(op, made, scope, {param: value})
         if not fresh:
             self._cache[key] = value
         return value
+
+    def _settle(self, made: Made, param: str, value: Any, scope: Scope) -> None:
+        """Wait until what an answer names only in a header (a cache entry, written once the
+        answer is sent) can be read, through a read its producer links to; a few seconds at
+        most, then the requests that use it say what they get."""
+        producer = made.request.op.operation_id
+        reads = [
+            spec.by_id(link.target_id)
+            for link in self.doc.links()
+            if link.source_id == producer and param in link.parameters
+        ]
+        read = next((r for r in reads if r.method == "GET"), None)
+        if read is None:
+            return
+        path = {n: made.request.path[n] for n in spec.path_params(read) if n in made.request.path}
+        if spec.WORKSPACE_PARAM in spec.path_params(read):
+            path.setdefault(spec.WORKSPACE_PARAM, scope.workspace_id)
+        path[param] = value
+        caller = self.resolve_role(self.allowed_caller(read, scope), scope)
+        request = Request(op=read, caller=caller, path=path, query={}, body=None, scope=scope)
+        for _ in range(SETTLE_TRIES):
+            if self.send_request(request).status_code == 200:
+                return
+            time.sleep(SETTLE_PAUSE)
 
     def state_refusal(self, op: Operation) -> Refusal | None:
         """When ``op`` is a transition no operation of the spec can take a resource to a state
@@ -1088,7 +1124,10 @@ def _given_values(node: Any, path: Mapping[str, Any], previous: Made | None) -> 
     if isinstance(node, list):
         return [_given_values(v, path, previous) for v in node]
     if isinstance(node, str) and node.startswith("$request.path."):
-        return path[node.removeprefix("$request.path.")]
+        name = node.removeprefix("$request.path.")
+        if name not in path:
+            raise WorldError(f"{node}: the request the steps prepare has no path parameter {name}")
+        return path[name]
     if isinstance(node, str) and node.startswith("$response."):
         if previous is None:
             raise WorldError(f"{node}: the first set-up step has no answer before it")
