@@ -198,6 +198,21 @@ class EngineAuth:
             case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data['bearer']}"}
 
 
+def _only(raw: Mapping[str, Any], operation_id: str) -> dict[str, Any]:
+    """``raw`` with only the path of one operation left (the schema's own filters leave this
+    version's operation list whole). The path keeps its other methods, which the ``Allow``
+    header check needs."""
+    paths = {
+        path: item
+        for path, item in raw.get("paths", {}).items()
+        if any(
+            isinstance(definition, Mapping) and definition.get("operationId") == operation_id
+            for definition in item.values()
+        )
+    }
+    return {**raw, "paths": paths}
+
+
 def run_engine(
     target: Target,
     world: World,
@@ -207,13 +222,15 @@ def run_engine(
     seed: int | None = None,
     workers: int = 1,
     max_steps: int | None = None,
+    only: str | None = None,
 ) -> EngineReport:
-    """One schemathesis engine run of ``phases`` over every operation, as ``world``'s callers."""
+    """One schemathesis engine run of ``phases`` over every operation (or the operationId
+    ``only``), as ``world``'s callers."""
     import time
 
     cfg = config()
     cfg.update(seed=seed, max_failures=None)
-    schema = load_schema(target, world.doc.raw, cfg)
+    schema = load_schema(target, _only(world.doc.raw, only) if only else world.doc.raw, cfg)
     schema.config.phases.update(phases=phases)
     schema.config.generation.update(max_examples=max_examples, database="none")
     schema.config.update(workers=workers)

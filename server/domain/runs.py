@@ -114,6 +114,13 @@ def cancel_run(uow: UnitOfWork, workspace_id: str, run_id: str) -> Run:
     return run
 
 
+APPROVAL_REJECTED = {"code": "approval_rejected", "message": "The approval was rejected."}
+
+
+def _rejects(answer: Any) -> bool:
+    return isinstance(answer, dict) and answer.get("approved") is False
+
+
 def submit_input(uow: UnitOfWork, workspace_id: str, run_id: str, answer: Any) -> Run:
     """Resume a waiting run: ``answer`` becomes the waiting step's output, and the run is
     running again (claimable, when its executor had let it go while it waited)."""
@@ -121,7 +128,11 @@ def submit_input(uow: UnitOfWork, workspace_id: str, run_id: str, answer: Any) -
     run_states.target("resume", run.status)  # 409 unless waiting
     waiting = [step for step in run_rows.steps_of(uow.db, run.id) if step.status == "waiting"]
     for step in waiting:
-        step.status = "succeeded"
+        # An approval answered {"approved": false} fails its step at once: a reader never sees
+        # a rejected approval as succeeded while the run waits to be picked up again.
+        rejected = step.type == "approval" and _rejects(answer)
+        step.status = "failed" if rejected else "succeeded"
+        step.error = APPROVAL_REJECTED if rejected else None
         step.output = answer
         step.finished_at = uow.now
         step.updated_at = uow.now

@@ -533,9 +533,11 @@ class _Execution:
         recorded: dict[str, Any] | None,
     ) -> dict[str, Any]:
         name = step.get("name") or step["key"]
+        # Answered: the input operation settled the step (succeeded, or failed on a rejection),
+        # or a worker recorded the answer on the waiting step.
         answered = recorded is not None and (
             recorded["status"] == "succeeded"
-            or (recorded["status"] == "waiting" and recorded["output"] is not None)
+            or (recorded["status"] in ("waiting", "failed") and recorded["output"] is not None)
         )
         if recorded is None or not answered:
             started = time.monotonic()
@@ -556,6 +558,9 @@ class _Execution:
         step_input = recorded["input"]
         if isinstance(answer, Mapping) and answer.get("approved") is False:
             rejected = StepFailure("approval_rejected", "The approval was rejected.")
+            if recorded["status"] == "failed":  # already settled by the input operation
+                where = StepFailure(rejected.code, f"Step {key!r} failed: {rejected.message}")
+                return {"status": "failed", "input": step_input, "output": None, "failure": where}
             return self._fail(key, name, "approval", parent, step_input, rejected, time.monotonic())
         if recorded["status"] != "succeeded":
             self._record(

@@ -26,6 +26,7 @@ from server.storage.types import utcnow
 
 # The recorder writes in units of its own, at the wall clock's now.
 NOW = utcnow()
+DAY = 86_400
 
 
 @dataclass(frozen=True)
@@ -135,14 +136,16 @@ def test_the_database_cache_serves_live_entries_and_purges_on_confirmation(world
         cache="MISS",
         usage=Usage(3, 2, 1),
     )
-    recorder.record(call, cache_save=_entry(ws, "a" * 64), cache_hit=None)
+    # The recorder sweeps expired entries by the real clock, which runs on past NOW in a long
+    # session: these entries live a day.
+    recorder.record(call, cache_save=_entry(ws, "a" * 64, ttl_s=DAY), cache_hit=None)
     recorder.record(
         call.__class__(**{**call.__dict__, "id": "gwr_000000000000000000000002", "cache": "HIT"}),
         cache_save=None,
         cache_hit="a" * 64,
     )
     with unit_of_work(world.database.write_sessionmaker, now=NOW) as uow:
-        cache.save(uow, _entry(ws, "b" * 64, model="other"))
+        cache.save(uow, _entry(ws, "b" * 64, model="other", ttl_s=DAY))
         cache.save(uow, _entry(ws, "c" * 64, ttl_s=-1))  # already expired
     assert cache.lookup(ws, "a" * 64, NOW) is not None
     assert cache.lookup(ws, "c" * 64, NOW) is None

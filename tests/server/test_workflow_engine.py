@@ -220,9 +220,12 @@ def test_a_rejected_approval_fails_the_run(units: Units, ws: str) -> None:
     run = _run(units, ws, "workflow", wid, fake)
     with units() as uow:
         runs.submit_input(uow, ws, run.id, {"approved": False})
+    rejected = _steps(units, run.id)["check"]  # settled at once, before an executor resumes
+    assert (rejected.status, rejected.error["code"]) == ("failed", "approval_rejected")
     workflow_engine.execute_run(units, run.id, _claim(units), models=fake)
     done = _read(units, run.id)
     assert done.status == "failed"
+    assert _steps(units, run.id)["check"].status == "failed"
     assert done.error == {
         "code": "step_failed",
         "message": "Step 'check' failed: The approval was rejected.",
