@@ -18,10 +18,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
+from unittest import mock
 
 from flask import Response
 from sqlalchemy import delete, select
 
+from server.domain import agents, runs
 from server.domain import errors as rule
 from server.domain.values import plain
 from server.runtime.dispatch import GantryGuard, resolve_handler
@@ -535,6 +537,41 @@ def _role_change_unaudited() -> Fault:
     )
 
 
+def _ended_run_cancelled_again() -> Fault:
+    def wrap(handler: Any) -> Any:
+        def faulty(req: Any) -> Any:
+            try:
+                return handler(req)
+            except CONFLICT:  # the state is not checked: an ended run "cancels" again
+                return runs.get_run(req.work, req.path["workspace_id"], req.path["run_id"])
+
+        return faulty
+
+    return Fault(
+        "ended_run_cancelled_again",
+        "cancelling a run that has already ended answered 200 (an illegal transition)",
+        "cancelRun",
+        handlers=_handler("cancelRun", wrap),
+    )
+
+
+def _agent_deleted_while_running() -> Fault:
+    def wrap(handler: Any) -> Any:
+        def faulty(req: Any) -> Any:
+            # The line that refuses while runs are active, gone.
+            with mock.patch.object(agents, "refuse_while_active", lambda *args: None):
+                return handler(req)
+
+        return faulty
+
+    return Fault(
+        "agent_deleted_while_running",
+        "an agent with a queued run deleted (204) instead of 409 has_active_runs",
+        "deleteAgent",
+        handlers=_handler("deleteAgent", wrap),
+    )
+
+
 FAULTS: tuple[Fault, ...] = (
     _skip_auth(),
     _wrong_type(),
@@ -556,6 +593,8 @@ FAULTS: tuple[Fault, ...] = (
     _revoked_key_revoked_again(),
     _foreign_token_renamed(),
     _role_change_unaudited(),
+    _ended_run_cancelled_again(),
+    _agent_deleted_while_running(),
 )
 
 

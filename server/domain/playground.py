@@ -19,7 +19,6 @@ each move in its history; ``run.created`` is audited and every move announced.
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,8 +26,8 @@ from datetime import timedelta
 from typing import Any
 
 from generated import models
-from server.domain import prompt_templates, run_queue
-from server.domain.errors import Invalid, NotFound
+from server.domain import prompt_templates, run_queue, run_states
+from server.domain.errors import Conflict, Invalid, NotFound
 from server.domain.gateway_config import load_routes
 from server.domain.prompts import get_prompt
 from server.domain.secrets import SecretBox
@@ -37,6 +36,8 @@ from server.domain.values import optional_text, plain
 from server.gateway.config import RouteConfig
 from server.gateway.engine import Caller, Engine
 from server.storage import prompts as prompt_rows
+from server.storage import runs as run_rows
+from server.storage.run_models import Run
 
 SOURCE = "playground"
 # How long the call may hold its run before the reaper takes the run back (the gateway's own
@@ -83,8 +84,10 @@ def prepare(
     *,
     credential_id: str | None,
     secrets_box: SecretBox,
-) -> Prepared:
-    """Render the prompt and record its run (``running``, held by this call)."""
+    idempotency_key: str | None = None,
+) -> Prepared | Result:
+    """Render the prompt and record its run (``running``, held by this call); for a repeated
+    ``Idempotency-Key``, the first call's result instead (409 while that call still runs)."""
     values: dict[str, Any] = dict(request.variables or {})
     prompt_id = optional_text(request.prompt_id)
     inline = optional_text(request.template)
@@ -117,7 +120,7 @@ def prepare(
             errors=[("body.model", "is required when the prompt names no model")],
         )
     routes = load_routes(uow, workspace_id, secrets=secrets_box)
-    run = run_queue.enqueue(
+    enqueued = run_queue.enqueue(
         uow,
         run_queue.NewRun(
             workspace_id=workspace_id,
@@ -132,9 +135,16 @@ def prepare(
             },
             variables=values,
             created_status=200,
+            idempotency_key=idempotency_key,
+            request_fingerprint=run_queue.fingerprint(
+                SOURCE, request.model_dump(mode="json", exclude_none=True)
+            ),
         ),
-    ).run
-    lease = _hold(uow, run)
+    )
+    if enqueued.replayed:
+        return _replayed(uow, enqueued.run)
+    run = enqueued.run
+    lease = run_queue.hold(uow, run, owner=f"{SOURCE}:{run.id}", lease_ttl=LEASE)
     return Prepared(
         lease=lease,
         workspace_id=workspace_id,
@@ -258,19 +268,36 @@ def _published(
     return version.content, list(version.variables), version.model, number
 
 
-def _hold(uow: UnitOfWork, run: Any) -> run_queue.Lease:
-    """Claim and start the new ``run`` for this call (queued → claimed → running), as the
-    executor's claim does, so that no executor takes it."""
-    owner = f"{SOURCE}:{run.id}"
-    run.attempt += 1
-    run.lease_id = secrets.token_hex(6) + run.id
-    run.lease_owner = owner
-    run.lease_expires_at = uow.now + LEASE
-    run_queue.move(uow, run, "claim")
-    run.started_at = uow.now
-    run.deadline_at = uow.now + LEASE
-    run_queue.move(uow, run, "start")
-    return run_queue.Lease(run.id, run.lease_id, owner, run.attempt, run.lease_expires_at)
+def _replayed(uow: UnitOfWork, run: Run) -> Result:
+    """The result the first call with this key answered, read back from its run."""
+    if run.status not in run_states.TERMINAL:
+        raise Conflict(
+            "The first request with this Idempotency-Key is still running.",
+            code="request_in_progress",
+        )
+    steps = {step.key: step for step in run_rows.steps_of(uow.db, run.id)}
+    render = steps.get("render")
+    output: Mapping[str, Any] = run.output if isinstance(run.output, Mapping) else {}
+    asked: Mapping[str, Any] = run.input if isinstance(run.input, Mapping) else {}
+    elapsed = (run.finished_at or run.updated_at) - (run.started_at or run.created_at)
+    return Result(
+        run_id=run.id,
+        status=run.status,
+        prompt_id=asked.get("prompt_id"),
+        version=asked.get("version"),
+        rendered=str((render.output or {}).get("text", "")) if render else "",
+        model=str(output.get("model") or asked.get("model") or ""),
+        completion=output.get("text"),
+        finish_reason=output.get("finish_reason"),
+        usage={
+            "prompt_tokens": run.prompt_tokens,
+            "completion_tokens": run.completion_tokens,
+            "total_tokens": run.prompt_tokens + run.completion_tokens,
+            "cost_usd": run.cost_usd,
+        },
+        error=run.error,
+        latency_ms=max(0, int(elapsed.total_seconds() * 1000)),
+    )
 
 
 def _first(choices: Any) -> Mapping[str, Any]:

@@ -224,7 +224,9 @@ def enqueue(uow: UnitOfWork, new: NewRun, policy: QueuePolicy = DEFAULT_POLICY) 
         if not run_rows.add_keyed(uow.db, run):  # a concurrent request with the same key won
             earlier = _keyed_run(uow, new)
             if earlier is None:
-                raise Conflict("A run with this Idempotency-Key is being created.", code="conflict")
+                raise Conflict(
+                    "A run with this Idempotency-Key is being created.", code="request_in_progress"
+                )
             return Enqueued(earlier, replayed=True)
     else:
         rows.add(uow.db, run)
@@ -343,6 +345,21 @@ def claim_next(
         assert run.lease_id is not None
         leases.append(Lease(run.id, run.lease_id, owner, run.attempt, expires_at))
     return leases
+
+
+def hold(uow: UnitOfWork, run: Run, *, owner: str, lease_ttl: timedelta) -> Lease:
+    """Claim and start ``run``, just queued in this unit of work, for the caller that queued
+    it (queued → claimed → running), so that no executor takes it: a call that executes its
+    own run inline (the playground) holds it as an executor's claim would."""
+    run.attempt += 1
+    run.lease_id = secrets.token_hex(6) + run.id
+    run.lease_owner = owner
+    run.lease_expires_at = uow.now + lease_ttl
+    move(uow, run, "claim")
+    run.started_at = uow.now
+    run.deadline_at = uow.now + lease_ttl
+    move(uow, run, "start")
+    return Lease(run.id, run.lease_id, owner, run.attempt, run.lease_expires_at)
 
 
 def held(uow: UnitOfWork, lease: Lease) -> Run:

@@ -102,6 +102,7 @@ def _workspace(uow: UnitOfWork, caller: Principal, named: str | None) -> str:
     if named is None:
         raise Invalid(
             f"Name the workspace to fetch from in the {WORKSPACE_HEADER} header.",
+            code="workspace_required",  # as the AI gateway answers a token without one
             errors=[(f"header.{WORKSPACE_HEADER}", "is required with a user's credential")],
         )
     if (

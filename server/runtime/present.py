@@ -92,6 +92,8 @@ class Presenter:
         items = schema.get("items")
         if schema.get("type") == "array" and isinstance(items, Mapping):
             item = self.shape(items)
+            if item is _plain:
+                return _plain_list
             return lambda value: None if value is None else [item(v) for v in value]
         return _plain
 
@@ -126,32 +128,88 @@ class Presenter:
         return {"type": "object", "properties": properties, "additionalProperties": extra}
 
     def _object(self, schema: JsonSchema) -> Shape:
-        fields: list[tuple[str, Shape, Any]] = []
+        fields: list[tuple[str, Shape | None, Any]] = []
         for name, sub in schema["properties"].items():
             resolved = self.bundle.resolve(sub) if isinstance(sub, Mapping) else {}
             default = sub.get("default", resolved.get("default", _ABSENT))
-            fields.append((name, self.shape(sub), default))
+            field_shape = self.shape(sub)
+            # None: a field the schema does not structure, passed through when it is JSON.
+            fields.append((name, None if field_shape is _plain else field_shape, default))
         keep_extra = schema.get("additionalProperties") not in (None, False)
-        declared = frozenset(name for name, _, _ in fields)
+        return _compiled_object(fields, keep_extra)
 
-        def shape(value: Any) -> Any:
-            if value is None:
-                return None
-            body: dict[str, Any] = {}
-            for name, field_shape, default in fields:
-                item = read(value, name)
-                if item is _ABSENT or (item is None and default is not _ABSENT):
-                    if default is _ABSENT:
-                        continue
-                    item = default
-                body[name] = field_shape(item)
-            if keep_extra and isinstance(value, Mapping):
-                for key, item in value.items():
-                    if key not in declared:
-                        body[str(key)] = _plain(item)
-            return body
 
-        return shape
+def _compiled_object(fields: list[tuple[str, Shape | None, Any]], keep_extra: bool) -> Shape:
+    """The shape of an object schema, as straight-line code (no loop over the fields): the
+    presenter runs once per item of every page, and this is its inner loop. Field names enter
+    the code as ``repr`` literals, defaults and nested shapes as bound names, so no value of
+    the document is ever evaluated."""
+    namespace: dict[str, Any] = {
+        "ABSENT": _ABSENT,
+        "SCALARS": _JSON_SCALARS,
+        "plain": _plain,
+        "reader": _reader,
+        "Mapping": Mapping,
+        "declared": frozenset(name for name, _, _ in fields),
+    }
+    lines = [
+        # The module's names as default arguments: fast locals instead of global lookups.
+        "def shape(value, ABSENT=ABSENT, SCALARS=SCALARS, plain=plain, dict=dict):",
+        "    if value is None:",
+        "        return None",
+        "    get = value.get if type(value) is dict else reader(value)",
+        "    body = {}",
+    ]
+    for index, (name, field_shape, default) in enumerate(fields):
+        key = repr(name)
+        lines.append(f"    item = get({key}, ABSENT)")
+        if default is _ABSENT:
+            lines.append("    if item is not ABSENT:")
+            indent = "        "
+        else:
+            namespace[f"default_{index}"] = default
+            lines.append(f"    if item is ABSENT or item is None:\n        item = default_{index}")
+            indent = "    "
+        if field_shape is None:
+            lines.append(f"{indent}body[{key}] = item if type(item) in SCALARS else plain(item)")
+        elif field_shape is _plain_list:  # inlined: arrays of scalars are common (tags)
+            lines.append(
+                f"{indent}body[{key}] = None if item is None else "
+                "[x if type(x) in SCALARS else plain(x) for x in item]"
+            )
+        else:
+            namespace[f"shape_{index}"] = field_shape
+            lines.append(f"{indent}body[{key}] = shape_{index}(item)")
+    if keep_extra:
+        lines += [
+            "    if isinstance(value, Mapping):",
+            "        for key, item in value.items():",
+            "            if key not in declared:",
+            "                body[str(key)] = plain(item)",
+        ]
+    lines.append("    return body")
+    exec(compile("\n".join(lines), "<present>", "exec"), namespace)
+    shape: Shape = namespace["shape"]
+    return shape
+
+
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain_list(value: Any) -> Any:
+    if value is None:
+        return None
+    return [item if type(item) in _JSON_SCALARS else _plain(item) for item in value]
+
+
+def _reader(value: Any) -> Callable[[str, Any], Any]:
+    """``read`` for one value, its kind looked at once rather than once per field: called as
+    ``get(name, _ABSENT)``."""
+    if type(value) is dict:
+        return value.get
+    if isinstance(value, Mapping) or getattr(type(value), "api_names", None) is not None:
+        return lambda name, _absent: read(value, name)
+    return lambda name, absent: getattr(value, name, absent)
 
 
 def _non_null_branch(schema: JsonSchema) -> JsonSchema | None:

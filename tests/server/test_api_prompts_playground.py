@@ -150,3 +150,30 @@ def test_operators_run_and_viewers_do_not(gantry: Any) -> None:
     )
     operator = gantry.bearer(gantry.api_key(ws, owner, role="operator")["key"])
     operator.post(f"/workspaces/{ws}/playground/run", json=body, expect=200)
+
+
+def test_a_repeated_idempotency_key_replays_the_first_result(gantry: Any) -> None:
+    ws = _workspace_with_local_model(gantry)
+    body = {"template": "Hello {{ name }}.", "variables": {"name": "Ada"}, "model": "local-1"}
+    key = {"Idempotency-Key": "try-1"}
+    first = gantry.admin.post(
+        f"/workspaces/{ws}/playground/run", json=body, headers=key, expect=200
+    ).json
+    before = _runs(gantry)
+    again = gantry.admin.post(
+        f"/workspaces/{ws}/playground/run", json=body, headers=key, expect=200
+    ).json
+    assert _runs(gantry) == before  # no second run, no second model call
+    assert {k: v for k, v in again.items() if k != "latency_ms"} == {
+        k: v for k, v in first.items() if k != "latency_ms"
+    }
+    calls = gantry.admin.get(f"/workspaces/{ws}/gateway/requests", expect=200).json["items"]
+    assert len([c for c in calls if c.get("run_id") == first["run_id"]]) == 1
+    changed = {**body, "variables": {"name": "Grace"}}
+    gantry.admin.post(
+        f"/workspaces/{ws}/playground/run",
+        json=changed,
+        headers=key,
+        expect=409,
+        code="idempotency_key_reused",
+    )

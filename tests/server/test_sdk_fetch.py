@@ -121,7 +121,7 @@ def test_any_workspace_credential_fetches(gantry: Any) -> None:
     read_pat = gantry.bearer(gantry.pat(viewer, ("read",)))
     read_pat.get("/sdk/prompts/greeting", headers=header, expect=200)
     # A user names the workspace; without it the request is incomplete.
-    problem = read_pat.get("/sdk/prompts/greeting", expect=400, code="validation_failed").json
+    problem = read_pat.get("/sdk/prompts/greeting", expect=400, code="workspace_required").json
     assert problem["errors"][0]["field"] == "header.X-Workspace-Id"
     gateway_only = gantry.bearer(gantry.pat(viewer, ("gateway",)))
     gateway_only.get("/sdk/prompts/greeting", headers=header, expect=403, code="scope_denied")
