@@ -17,6 +17,8 @@ reads the convention from the response and the spec, never from a list of operat
 * ``list_selection``: a list's items hold the values its path and scalar filters asked for
   (``workspace_id``, ``status``, ``role``...): no item of another workspace, no filter ignored.
 * ``positive_data_on_lists``: see ``schemathesis.toml``.
+* ``conditional_get``: a GET answered 200 with an ``ETag``, on an operation that documents 304,
+  answers 304 (no body, the same tag) when the tag comes back in ``If-None-Match``.
 * ``EveryOperationSucceedsOnce``: over the whole run (every part of the suite, every phase),
   every operation of the spec answered 2xx at least once.
 """
@@ -214,6 +216,43 @@ def pagination(ctx: Any, response: Any, case: Any) -> None:
             return None
         seen.add(key)
     walk_list(case, auth)
+    return None
+
+
+MAX_REVALIDATIONS = 4  # per process and operation
+_revalidated: dict[str, int] = {}
+
+
+@schemathesis.check
+def conditional_get(ctx: Any, response: Any, case: Any) -> None:
+    """A 200 to a GET that carries an ``ETag``, on an operation that documents 304: the same
+    request with that tag in ``If-None-Match`` answers 304 with no body and the same tag, and
+    with a tag that matches nothing answers 200 again."""
+    if _walking.get() or response.status_code != 200 or _sent_method(response) != "GET":
+        return None
+    etag = _header(response, "ETag")
+    responses = case.operation.definition.raw.get("responses", {})
+    if not etag or "304" not in responses:
+        return None
+    with _lock:
+        key = f"{_origin(response)} {case.operation.label}"
+        if _revalidated.get(key, 0) >= MAX_REVALIDATIONS:
+            return None
+        _revalidated[key] = _revalidated.get(key, 0) + 1
+    label = case.operation.label
+    auth = _auth_of(response)
+    with walking():
+        same = call_case(case, headers={**auth, "If-None-Match": etag})
+        other = call_case(case, headers={**auth, "If-None-Match": '"no-such-tag"'})
+    assert same.status_code == 304, (
+        f"{label}: If-None-Match with the ETag just served answered {same.status_code}, not 304"
+    )
+    assert not same.content, f"{label}: a 304 carried a body"
+    assert _header(same, "ETag") == etag, f"{label}: the 304 named another ETag than the 200"
+    assert other.status_code == 200, (
+        f"{label}: If-None-Match with a tag that matches nothing answered "
+        f"{other.status_code}, not 200"
+    )
     return None
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import delete, select
 from server.domain import agents, runs
 from server.domain import errors as rule
 from server.domain.values import plain
+from server.handlers import sdk as sdk_handlers
 from server.runtime.dispatch import GantryGuard, resolve_handler
 from server.runtime.errors import Conflict, Forbidden, NotFound
 from server.runtime.pagination import Key, PageRequest
@@ -572,6 +573,23 @@ def _agent_deleted_while_running() -> Fault:
     )
 
 
+def _etag_ignored() -> Fault:
+    def wrap(handler: Any) -> Any:
+        def faulty(req: Any) -> Any:
+            # The revalidation never matches: every fetch sends the whole content again.
+            with mock.patch.object(sdk_handlers, "_matches", lambda *args: False):
+                return handler(req)
+
+        return faulty
+
+    return Fault(
+        "etag_ignored",
+        "an SDK fetch that answers 200 with the content to the If-None-Match of its own ETag",
+        "fetchSdkPrompt",
+        handlers=_handler("fetchSdkPrompt", wrap),
+    )
+
+
 FAULTS: tuple[Fault, ...] = (
     _skip_auth(),
     _wrong_type(),
@@ -595,6 +613,7 @@ FAULTS: tuple[Fault, ...] = (
     _role_change_unaudited(),
     _ended_run_cancelled_again(),
     _agent_deleted_while_running(),
+    _etag_ignored(),
 )
 
 
