@@ -30,6 +30,7 @@ from server.handlers import sdk as sdk_handlers
 from server.runtime.dispatch import GantryGuard, resolve_handler
 from server.runtime.errors import Conflict, Forbidden, NotFound
 from server.runtime.pagination import Key, PageRequest
+from server.runtime.present import Overlay
 from server.storage import repositories as repo
 from server.storage.models import ApiKey, AuditEvent, Membership, PersonalAccessToken
 
@@ -590,6 +591,26 @@ def _etag_ignored() -> Fault:
     )
 
 
+def _update_not_kept() -> Fault:
+    def wrap(handler: Any) -> Any:
+        def faulty(req: Any) -> Any:
+            savepoint = req.db.begin_nested()
+            row = handler(req)
+            savepoint.rollback()  # nothing of the change is written...
+            sent = req.body.model_dump(mode="json", exclude_unset=True)
+            echoed = {k: v for k, v in sent.items() if not isinstance(v, (dict, list))}
+            return Overlay(row, **echoed)  # ...but the answer echoes what was sent
+
+        return faulty
+
+    return Fault(
+        "update_not_kept",
+        "a provider update that answers the values sent but never writes them",
+        "updateProvider",
+        handlers=_handler("updateProvider", wrap),
+    )
+
+
 FAULTS: tuple[Fault, ...] = (
     _skip_auth(),
     _wrong_type(),
@@ -614,6 +635,7 @@ FAULTS: tuple[Fault, ...] = (
     _ended_run_cancelled_again(),
     _agent_deleted_while_running(),
     _etag_ignored(),
+    _update_not_kept(),
 )
 
 

@@ -201,13 +201,17 @@ def lifecycle(world: World, schema: Any, create: Operation) -> list[Finding]:
     for op, params in updates:  # update
         body = world.body_for(op, chain.scope)
         response = chain.send(op, params, body)
-        if chain.expect(response, op, spec.success_statuses(op), "update") and isinstance(
-            body, Mapping
-        ):
-            _reflects(chain, op, body, response.json())
+        updated = chain.expect(response, op, spec.success_statuses(op), "update")
+        if updated and isinstance(body, Mapping):
+            _reflects(chain, op, body, response.json(), "the answer")
         for read, read_params in reads:
-            if not spec.is_list(read):
-                chain.expect(chain.send(read, read_params), read, [200], "read after update")
+            if spec.is_list(read):
+                continue
+            again = chain.send(read, read_params)
+            kept = chain.expect(again, read, [200], "read after update") and updated
+            same_item = spec.spec_path(read) == spec.spec_path(op)  # not a version of it, say
+            if kept and same_item and isinstance(body, Mapping):  # kept, not only answered
+                _reflects(chain, read, body, again.json(), "a read after it")
     collection = _collection_list(create)
     identity = made.body.get(own_field) if own_field and isinstance(made.body, dict) else None
     if collection is not None and identity is not None and own_field:  # list contains it
@@ -245,21 +249,21 @@ def lifecycle(world: World, schema: Any, create: Operation) -> list[Finding]:
     return chain.findings
 
 
-def _reflects(chain: _Chain, op: Operation, sent: Mapping[str, Any], got: Any) -> None:
-    """Every scalar field sent in an update and present in the answer holds the sent value."""
+def _reflects(chain: _Chain, op: Operation, sent: Mapping[str, Any], got: Any, where: str) -> None:
+    """Every scalar field sent in an update and present in ``got`` holds the sent value."""
     if not isinstance(got, dict):
         return
     for name, value in sent.items():
         if name not in got:
             continue
         if isinstance(value, Mapping) and isinstance(got[name], dict):
-            _reflects(chain, op, value, got[name])
+            _reflects(chain, op, value, got[name], where)
         elif not isinstance(value, (dict, list)) and got[name] != value:
             chain.findings.append(
                 Finding(
                     "lifecycle",
                     spec.label(op),
-                    f"update sent {name}={value!r} but the answer has {got[name]!r}",
+                    f"update sent {name}={value!r} but {where} has {got[name]!r}",
                 )
             )
 

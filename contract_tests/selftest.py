@@ -90,8 +90,12 @@ def _operation_parts(
     if spec.is_list(op):
         parts.seed_list(world, op)
         yield from parts.pagination_walk(world, schema, op, None)
-    if op in parts.lifecycle_operations(document):
-        yield from parts.lifecycle(world, schema, op)
+    for create in parts.lifecycle_operations(document):  # its own chain, or the one it is in
+        if create is op or any(
+            link.source_id == create.operation_id and link.target_id == op.operation_id
+            for link in document.links()
+        ):
+            yield from parts.lifecycle(world, schema, create)
 
 
 def run_fault(name: str | None, backend: str) -> tuple[str | None, list[Finding], float]:

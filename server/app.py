@@ -16,6 +16,7 @@ from server.bootstrap import bootstrap
 from server.config import Config
 from server.docs import install_docs_assets
 from server.domain.credentials import StorageCredentials
+from server.domain.gateway_config import CompiledRoutes
 from server.gateway.service import build_engine
 from server.runtime.dispatch import (
     Dispatcher,
@@ -71,6 +72,7 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     shared_limits = rate_limit_store(config, database)
+    secret_box = open_secret_box(config, database)
     state = AppState(
         config=config,
         database=database,
@@ -78,13 +80,14 @@ def create_app(
         cursors=CursorCodec(config.secret_key.encode()),
         spec_document=load_spec_document(),
         login_limiter=RateLimiter(shared_limits, config.login_rate_per_minute, per=60.0),
-        secret_box=open_secret_box(config, database),
+        secret_box=secret_box,
         gateway=build_engine(
             config,
             read_sessions=database.read_sessionmaker,
             write_sessions=database.write_sessionmaker,
             hits=shared_limits,
         ),
+        gateway_routes=CompiledRoutes(secret_box),
     )
     app.extensions["gantry"] = state
 

@@ -33,6 +33,8 @@ class AppState:
     secret_box: SecretBox
     # The AI gateway's engine (``server.gateway.engine.Engine``), built by ``create_app``.
     gateway: Any = None
+    # Each workspace's compiled gateway routes (``server.domain.gateway_config.CompiledRoutes``).
+    gateway_routes: Any = None
     started_at: float = field(default_factory=time.monotonic)
     # "Now" for credential expiry: one clock, so tests can move it (tokens cannot be issued
     # already expired).

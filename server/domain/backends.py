@@ -143,6 +143,7 @@ def create_backend(
         ),
         metadata=_public_facts(backend),
     )
+    gateway_rows.bump_config_version(uow.db, workspace_id)
     return backend
 
 
@@ -177,6 +178,7 @@ def update_backend(
         summary=f"{uow.actor.label} updated backend {backend.name} ({', '.join(sorted(changes))})",
         metadata={"changes": changes},
     )
+    gateway_rows.bump_config_version(uow.db, workspace_id)
     return backend
 
 
@@ -206,6 +208,7 @@ def delete_backend(uow: UnitOfWork, workspace_id: str, backend_id: str) -> None:
         raise Conflict(
             f"Backend {backend.name} is used by a route.", code="backend_in_use"
         ) from None
+    gateway_rows.bump_config_version(uow.db, workspace_id)
 
 
 @dataclass(frozen=True, slots=True)

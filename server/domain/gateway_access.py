@@ -12,8 +12,7 @@ from __future__ import annotations
 from server.domain import roles
 from server.domain.actors import Principal
 from server.domain.errors import Forbidden, Invalid, NotFound
-from server.domain.gateway_config import load_routes
-from server.domain.secrets import SecretBox
+from server.domain.gateway_config import CompiledRoutes
 from server.domain.unit import UnitOfWork
 from server.gateway.config import RouteConfig
 from server.gateway.engine import Caller
@@ -62,9 +61,9 @@ def gateway_call(
     principal: Principal | None,
     requested_workspace: str | None,
     *,
-    secrets: SecretBox,
+    routes: CompiledRoutes,
 ) -> tuple[Caller, list[RouteConfig]]:
     """Everything a data-plane call needs from the database, read at once: who calls, in which
-    workspace, and that workspace's routes (secrets opened)."""
+    workspace, and that workspace's routes (secrets opened; compiled again only when changed)."""
     caller = gateway_caller(uow, principal, requested_workspace)
-    return caller, load_routes(uow, caller.workspace_id, secrets=secrets)
+    return caller, routes.current(uow, caller.workspace_id)

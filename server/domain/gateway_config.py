@@ -3,9 +3,18 @@
 ``load_routes`` is the seam between the control plane (rows, sealed secrets) and the engine in
 ``server.gateway`` (``RouteConfig``s, secrets opened, no ORM): every route of the workspace,
 enabled or not, in the order the gateway tries them, each with its backends in theirs.
+
+``CompiledRoutes`` keeps what ``load_routes`` made, per workspace, in each process, for as long
+as it is current: every change to a workspace's providers, backends or routes bumps its
+configuration version in the change's transaction (``server.storage.gateway``), and a call reads
+that version (one primary-key read) before it uses what was kept. A change made by any process
+or instance is therefore seen by every other on its next call, with no time-based staleness.
 """
 
 from __future__ import annotations
+
+import threading
+from collections import OrderedDict
 
 from server.domain.providers import provider_config
 from server.domain.secrets import SecretBox
@@ -62,3 +71,43 @@ def load_routes(uow: UnitOfWork, workspace_id: str, *, secrets: SecretBox) -> li
             )
         )
     return configs
+
+
+# Workspaces whose compiled routes a process keeps (the least recently called go first).
+CAPACITY = 512
+
+
+class CompiledRoutes:
+    """A process's compiled routes, per workspace, at the configuration version they were
+    compiled from (a bounded LRU; threads share it)."""
+
+    def __init__(self, secrets: SecretBox, *, capacity: int = CAPACITY) -> None:
+        self.secrets = secrets
+        self.capacity = capacity
+        self._kept: OrderedDict[str, tuple[int, tuple[RouteConfig, ...]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        """How many workspaces' routes are kept."""
+        return len(self._kept)
+
+    def current(self, uow: UnitOfWork, workspace_id: str) -> list[RouteConfig]:
+        """The workspace's routes as ``load_routes`` gives them, compiled again only when its
+        configuration has changed since they were kept.
+
+        The version is read before the rows: a change that commits between the two reads is
+        then kept under the older version, and the next call compiles it again, rather than
+        an older configuration kept under the newer version."""
+        version = gateway_rows.config_version(uow.db, workspace_id)
+        with self._lock:
+            kept = self._kept.get(workspace_id)
+            if kept is not None and kept[0] == version:
+                self._kept.move_to_end(workspace_id)
+                return list(kept[1])
+        routes = load_routes(uow, workspace_id, secrets=self.secrets)
+        with self._lock:
+            self._kept[workspace_id] = (version, tuple(routes))
+            self._kept.move_to_end(workspace_id)
+            while len(self._kept) > self.capacity:
+                self._kept.popitem(last=False)
+        return routes

@@ -1,14 +1,16 @@
 """The gateway's request log: writing each call once its client has the answer, and reading it.
 
-``LogRecorder`` is the engine's ``Recorder``: one short unit of work of its own per call, after
-the response (after a stream's last byte), holding the log entry and the cache entry the call
-stored or hit. A failure to write is the recorder's to report; the call has been answered.
+``LogRecorder`` is the engine's ``Recorder``: a short unit of work of its own, after the
+response (after a stream's last byte), holding the log entry and the cache entry the call
+stored or hit. ``record_all`` writes several calls in one unit of work, for the engine's
+background writer (``server.gateway.record_queue``). A failure to write is the recorder's to
+report; the call has been answered.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,7 +20,7 @@ from server.domain.listing import Window
 from server.domain.unit import UnitOfWork, unit_of_work
 from server.domain.values import optional_datetime, optional_text
 from server.gateway.cache import CachedAnswer, CacheStore
-from server.gateway.record import CallRecord
+from server.gateway.record import CallRecord, Finished
 from server.storage import gateway_traffic as traffic
 from server.storage.gateway_traffic import GatewayRequest
 
@@ -63,15 +65,34 @@ class LogRecorder:
         self, call: CallRecord, *, cache_save: CachedAnswer | None, cache_hit: str | None
     ) -> None:
         try:
-            with unit_of_work(self.sessions) as uow:
-                traffic.add_request(uow.db, log_row(call))
-                if cache_save is not None:
-                    self.cache.save(uow, cache_save)
-                if cache_hit is not None:
-                    self.cache.count_hit(uow, call.workspace_id, cache_hit)
+            self._write([Finished(call, cache_save, cache_hit)])
         except SQLAlchemyError as exc:
             # The workspace may be gone, or the database busy: the call has been answered.
             log.warning("gateway call %s not recorded: %s", call.id, exc.__class__.__name__)
+
+    def record_all(self, finished: Sequence[Finished]) -> None:
+        """Every call in one unit of work; if that fails, each in a unit of its own, so one
+        call that cannot be written (its workspace deleted meanwhile) loses no other. A cache
+        outside the database (Redis) may then see a stored entry or a hit twice."""
+        if len(finished) > 1:
+            try:
+                self._write(finished)
+                return
+            except SQLAlchemyError:
+                pass
+        for one in finished:
+            self.record(one.call, cache_save=one.cache_save, cache_hit=one.cache_hit)
+
+    def _write(self, finished: Iterable[Finished]) -> None:
+        finished = list(finished)
+        rows = [log_row(one.call) for one in finished]  # built before the write lock is taken
+        with unit_of_work(self.sessions) as uow:
+            traffic.add_requests(uow.db, rows)
+            for one in finished:
+                if one.cache_save is not None:
+                    self.cache.save(uow, one.cache_save)
+                if one.cache_hit is not None:
+                    self.cache.count_hit(uow, one.call.workspace_id, one.cache_hit)
 
 
 def list_requests(

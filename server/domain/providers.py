@@ -122,6 +122,7 @@ def create_provider(
         summary=f"{uow.actor.label} created provider {provider.name} ({provider.type})",
         metadata={**_public_facts(provider), "header_names": sorted(headers)},
     )
+    gateway_rows.bump_config_version(uow.db, workspace_id)
     return provider
 
 
@@ -194,6 +195,7 @@ def update_provider(
         ),
         metadata={"changes": changes, "secrets": rotated},
     )
+    gateway_rows.bump_config_version(uow.db, workspace_id)
     return provider
 
 
@@ -221,6 +223,7 @@ def delete_provider(uow: UnitOfWork, workspace_id: str, provider_id: str) -> Non
         raise Conflict(
             f"Provider {provider.name} is used by a backend.", code="provider_in_use"
         ) from None
+    gateway_rows.bump_config_version(uow.db, workspace_id)
 
 
 @dataclass(frozen=True, slots=True)

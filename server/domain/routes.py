@@ -102,6 +102,7 @@ def create_route(uow: UnitOfWork, workspace_id: str, request: models.RouteCreate
         summary=f"{uow.actor.label} created route {route.name} ({', '.join(route.model_patterns)})",
         metadata=_public_facts(route),
     )
+    gateway_rows.bump_config_version(uow.db, workspace_id)
     return route
 
 
@@ -154,6 +155,7 @@ def update_route(
         summary=f"{uow.actor.label} updated route {route.name} ({', '.join(sorted(changes))})",
         metadata={"changes": changes},
     )
+    gateway_rows.bump_config_version(uow.db, workspace_id)
     return route
 
 
@@ -169,6 +171,7 @@ def delete_route(uow: UnitOfWork, workspace_id: str, route_id: str) -> None:
         metadata=_public_facts(route),
     )
     gateway_rows.delete_row(uow.db, route)
+    gateway_rows.bump_config_version(uow.db, workspace_id)
 
 
 def _patterns(values: Any) -> list[str]:

@@ -64,7 +64,8 @@ def fetch(
         env = str(stored.get("default_env") or SETTINGS_DEFAULTS["default_env"])
     prompt = next((c for c in candidates if c.env == env), None)
     if prompt is None:
-        raise NotFound(f"No prompt {key!r} in the environment {env or 'default'!r}.")
+        where = f"the environment {env!r}" if env else "the workspace's default environment"
+        raise NotFound(f"No prompt {key!r} in {where}.")
     if prompt.live_version is None:
         raise NotFound(f"The prompt {key!r} has never been published.", code="not_published")
     if version is not None:

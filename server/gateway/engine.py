@@ -10,7 +10,8 @@ with a clean end. Idle streams get keep-alive comments.
 The engine knows neither HTTP frameworks nor the database: it returns an ``Answer`` (status,
 headers, a JSON body or SSE frames, and what to do once the client has it), which
 ``server.gateway.responses`` turns into a response; the call's log entry and cache writes go
-to the ``Recorder`` in that last step.
+to the ``Recorder`` in that last step: written before ``on_close`` returns, or queued for the
+engine's background writer by ``on_sent``, which an HTTP server runs.
 """
 
 from __future__ import annotations
@@ -57,13 +58,20 @@ class Caller:
 @dataclass
 class Answer:
     """What to send: a whole JSON ``body`` or SSE ``frames``, and what to do once it is sent
-    (or the client went away): ``on_close``."""
+    (or the client went away): ``on_close``, which writes the call's log entry before it
+    returns, or ``on_sent``, the same with the entry queued for the background writer (an HTTP
+    server's choice: a keep-alive client's next request then never waits for the write)."""
 
     status: int
     headers: dict[str, str]
     body: Any = None
     frames: Iterator[bytes] | None = None
     on_close: Callable[[], None] = field(default=lambda: None)
+    on_sent: Callable[[], None] | None = None
+
+    def after_sending(self) -> Callable[[], None]:
+        """What an HTTP server runs once the answer is sent."""
+        return self.on_sent or self.on_close
 
 
 def _no_op() -> None:
@@ -80,6 +88,7 @@ class Engine:
         limiter: GatewayLimiter,
         cache: CacheStore,
         recorder: Recorder,
+        queue: Recorder | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
         keep_alive_s: float = KEEP_ALIVE_S,
@@ -88,6 +97,8 @@ class Engine:
         self.limiter = limiter
         self.cache = cache
         self.recorder = recorder
+        # Where ``Answer.on_sent`` hands a finished call (the recorder itself without one).
+        self.queue = queue or recorder
         self.clock = clock
         self.rng = rng or random.Random()
         self.keep_alive_s = keep_alive_s
@@ -184,11 +195,13 @@ class Engine:
                 record.upstream_model = hit.upstream_model
                 record.backend_id = hit.backend_id
                 record.usage = Usage(hit.prompt_tokens, hit.completion_tokens, hit.cached_tokens)
+                close, sent = self._closers(record, started, cache_hit=key)
                 return Answer(
                     200,
                     {**headers, "X-Cache": "HIT", "X-Cache-Key": key},
                     body=dict(hit.response),
-                    on_close=self._closer(record, started, cache_hit=key),
+                    on_close=close,
+                    on_sent=sent,
                 )
         result, backend = self._complete(request, order, record)
         answer_body = self._emit(api, result)
@@ -198,9 +211,8 @@ class Engine:
             key = self._key(api, caller, body, route, backend)
             headers["X-Cache-Key"] = key
             saved = self._entry(key, caller, route, backend, request, api, answer_body, result)
-        return Answer(
-            200, headers, body=answer_body, on_close=self._closer(record, started, save=saved)
-        )
+        close, sent = self._closers(record, started, save=saved)
+        return Answer(200, headers, body=answer_body, on_close=close, on_sent=sent)
 
     def _complete(
         self, request: ChatRequest, order: list[BackendConfig], record: CallRecord
@@ -261,7 +273,8 @@ class Engine:
                 200,
                 {**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
                 frames=frames,
-                on_close=functools.partial(self._finish_stream, state, resumed),
+                on_close=functools.partial(self._finish_stream, state, resumed, self.recorder),
+                on_sent=functools.partial(self._finish_stream, state, resumed, self.queue),
             )
         raise last or _no_backend()
 
@@ -335,7 +348,9 @@ class Engine:
             else:
                 yield sse.event("error", anthropic_wire.emit_error(error))
 
-    def _finish_stream(self, state: _StreamState, events: Iterator[StreamEvent]) -> None:
+    def _finish_stream(
+        self, state: _StreamState, events: Iterator[StreamEvent], recorder: Recorder
+    ) -> None:
         if state.pump is not None:
             state.pump.close()
         else:
@@ -345,7 +360,7 @@ class Engine:
             record.fail(499, "The client closed the stream before its end.")
         record.usage = state.usage
         record.cost_usd = cost_usd(state.provider_type, state.usage)
-        self._closer(record, state.started)()
+        self._closer(recorder, record, state.started)()
 
     # ── helpers ─────────────────────────────────────────────────────────────────────────────
 
@@ -437,24 +452,40 @@ class Engine:
             if api == "openai"
             else anthropic_wire.emit_error(error, record.request_id if record else None)
         )
-        on_close = _no_op
+        close, sent = _no_op, None
         if record is not None:
             record.fail(error.status, error.message)
-            on_close = self._closer(record, started or time.monotonic())
-        return Answer(error.status, {**headers, **error.headers}, body=body, on_close=on_close)
+            close, sent = self._closers(record, started or time.monotonic())
+        return Answer(
+            error.status, {**headers, **error.headers}, body=body, on_close=close, on_sent=sent
+        )
 
-    def _closer(
+    def _closers(
         self,
         record: CallRecord,
         started: float,
         *,
         save: CachedAnswer | None = None,
         cache_hit: str | None = None,
+    ) -> tuple[Callable[[], None], Callable[[], None]]:
+        """An answer's ``on_close`` and ``on_sent`` for ``record``."""
+        return (
+            self._closer(self.recorder, record, started, save, cache_hit),
+            self._closer(self.queue, record, started, save, cache_hit),
+        )
+
+    @staticmethod
+    def _closer(
+        recorder: Recorder,
+        record: CallRecord,
+        started: float,
+        save: CachedAnswer | None = None,
+        cache_hit: str | None = None,
     ) -> Callable[[], None]:
         def close() -> None:
             record.latency_ms = int((time.monotonic() - started) * 1000)
             try:
-                self.recorder.record(record, cache_save=save, cache_hit=cache_hit)
+                recorder.record(record, cache_save=save, cache_hit=cache_hit)
             except Exception:  # the client has its answer; a lost log line is only logged
                 log.exception("gateway call %s not recorded", record.id)
 

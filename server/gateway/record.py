@@ -1,8 +1,10 @@
 """What the request log keeps of one gateway call, and who writes it.
 
 The engine fills a ``CallRecord`` while it serves a call and hands it to a ``Recorder`` once
-the client has its answer (after the last byte of a stream), so the log never adds a database
-round trip a client waits for.
+the client has its answer (after the last byte of a stream). Behind an HTTP server that is
+the engine's queue (``server.gateway.record_queue``), written by a thread of its own, so the log
+never adds a database round trip a client waits for, not even its next request on the same
+connection.
 """
 
 from __future__ import annotations
@@ -43,6 +45,15 @@ class CallRecord:
     def fail(self, status: int, message: str) -> None:
         self.status_code = status
         self.error = message[:ERROR_MAX]
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A finished call, with the cache entry it stored or the key of the one it hit."""
+
+    call: CallRecord
+    cache_save: CachedAnswer | None
+    cache_hit: str | None
 
 
 class Recorder(Protocol):

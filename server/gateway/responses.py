@@ -1,7 +1,8 @@
 """Gateway answers as Flask responses: the one module of the engine that knows Flask.
 
 A whole answer is compact JSON; a stream is ``text/event-stream`` whose frames are produced as
-the WSGI server sends them (the request's transaction has ended by then). ``Answer.on_close``
+the WSGI server sends them (the request's transaction has ended by then). What the answer
+does once sent (``Answer.after_sending``: the call's log entry queued for the engine's writer)
 runs when the server closes the response: after its last byte, or when the client went away.
 """
 
@@ -24,5 +25,5 @@ def to_response(answer: Answer) -> Response:
         response = Response(orjson.dumps(answer.body), status=answer.status, content_type=JSON)
     for name, value in answer.headers.items():
         response.headers[name] = value
-    response.call_on_close(answer.on_close)
+    response.call_on_close(answer.after_sending())
     return response

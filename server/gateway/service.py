@@ -1,6 +1,6 @@
 """The gateway engine of one app, wired from its configuration: upstream clients over one HTTP
 pool, the shared rate-limit store, the cache (the database, or Redis when configured) and the
-request log."""
+request log, with its background writer for the calls an HTTP server answers."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from server.gateway.cache import CacheStore
 from server.gateway.engine import Engine
 from server.gateway.local import LocalUpstream
 from server.gateway.ratelimit import GatewayLimiter, HitStore, Quota
+from server.gateway.record_queue import RecordQueue
 from server.gateway.upstream import new_http_client, upstreams
 
 
@@ -35,12 +36,14 @@ def build_engine(
     hits: HitStore,
 ) -> Engine:
     cache = cache_store(config, read_sessions)
+    recorder = LogRecorder(write_sessions, cache)
     return Engine(
         upstreams=upstreams(new_http_client(), LocalUpstream()),
         limiter=GatewayLimiter(
             hits, Quota(config.gateway_requests_per_minute, config.gateway_burst)
         ),
         cache=cache,
-        recorder=LogRecorder(write_sessions, cache),
+        recorder=recorder,
+        queue=RecordQueue(recorder),
         keep_alive_s=config.gateway_keep_alive_s,
     )

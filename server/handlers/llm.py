@@ -22,7 +22,7 @@ def _calls(req: Request) -> Any:
         req.work,
         req.principal,
         req.headers.get("X-Workspace-Id"),
-        secrets=req.state.secret_box,
+        routes=req.state.gateway_routes,
     )
 
 

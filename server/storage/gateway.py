@@ -6,6 +6,10 @@ admission), then providers, then backends, each set in id order. A row about to 
 locked for update; a row about to be referenced is locked for key share, which a deletion
 waits for (and which waits for a deletion, then finds the row gone). SQLite serialises writers
 on its database lock, where these clauses render as nothing.
+
+A workspace's configuration version (``GatewayConfigVersion``) is bumped last in every change,
+after the rows it changes: under the workspace's lock, which every writer of the workspace
+holds first, bumping it never waits for another change of the same workspace.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, String, case, delete, exists, func, literal, or_, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from server.storage.gateway_models import (
     GatewayBackend,
+    GatewayConfigVersion,
     GatewayRoute,
     GatewayRouteBackend,
     Provider,
@@ -35,6 +41,8 @@ __all__ = [
     "backend_traffic",
     "backends_for_update",
     "backends_of",
+    "bump_config_version",
+    "config_version",
     "delete_links",
     "delete_row",
     "list_routes",
@@ -167,6 +175,27 @@ def list_routes(
     if limit is not None:
         stmt = stmt.limit(limit + 1)
     return session.scalars(stmt).all()
+
+
+def config_version(session: Session, workspace_id: str) -> int:
+    """The workspace's gateway configuration version (0 before its first change)."""
+    stmt = select(GatewayConfigVersion.version).where(
+        GatewayConfigVersion.workspace_id == workspace_id
+    )
+    return int(session.scalar(stmt) or 0)
+
+
+def bump_config_version(session: Session, workspace_id: str) -> None:
+    """Count one more change of the workspace's gateway configuration, in the session's
+    transaction (one upsert: the first change writes version 1)."""
+    upsert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = upsert(GatewayConfigVersion).values(workspace_id=workspace_id, version=1)
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[GatewayConfigVersion.workspace_id],
+            set_={"version": GatewayConfigVersion.version + 1},
+        )
+    )
 
 
 def any_ciphertext(session: Session) -> str | None:

@@ -13,7 +13,8 @@ own, while deleting the workspace removes all of them (its ``ON DELETE CASCADE``
 routes, their links, the backends and the providers in one statement).
 
 Lock order for changes that span these rows (``server.storage.gateway``): the workspace (the
-dispatcher's admission lock), then providers, then backends, each set in id order, then routes.
+dispatcher's admission lock), then providers, then backends, each set in id order, then routes,
+and last the workspace's configuration version (``GatewayConfigVersion``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -43,6 +45,7 @@ __all__ = [
     "PROVIDER_TYPES",
     "ROUTE_STRATEGIES",
     "GatewayBackend",
+    "GatewayConfigVersion",
     "GatewayRoute",
     "GatewayRouteBackend",
     "Provider",
@@ -193,3 +196,19 @@ class GatewayRoute(Base):
             return None
         burst = self.rate_limit_burst if self.rate_limit_burst is not None else 20
         return {"requests_per_minute": self.rate_limit_rpm, "burst": burst}
+
+
+class GatewayConfigVersion(Base):
+    """How many times a workspace's providers, backends and routes have changed.
+
+    Every change to them bumps it in the transaction that makes the change, so a process that
+    compiled the workspace's routes can tell with one primary-key read whether they are still
+    current. No row is version 0: the workspace has never changed its gateway configuration.
+    """
+
+    __tablename__ = "gateway_config_versions"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(BigInteger)

@@ -41,7 +41,7 @@ __all__ = [
     "CACHE_STATUSES",
     "CacheEntry",
     "GatewayRequest",
-    "add_request",
+    "add_requests",
     "cache_outcomes",
     "cache_totals",
     "count_cache_entries",
@@ -253,8 +253,9 @@ def cache_totals(session: Session, workspace_id: str, now: datetime) -> tuple[in
 # ── the request log ─────────────────────────────────────────────────────────────────────────
 
 
-def add_request(session: Session, row: GatewayRequest) -> None:
-    session.add(row)
+def add_requests(session: Session, rows: Sequence[GatewayRequest]) -> None:
+    """Log entries, inserted in one flush."""
+    session.add_all(rows)
     session.flush()
 
 
