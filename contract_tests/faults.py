@@ -611,6 +611,23 @@ def _update_not_kept() -> Fault:
     )
 
 
+def _idempotency_key_ignored() -> Fault:
+    def wrap(handler: Any) -> Any:
+        def faulty(req: Any) -> Any:
+            # The header is never read: a retried request queues a second run.
+            req.headers = {k: v for k, v in req.headers.items() if k != "Idempotency-Key"}
+            return handler(req)
+
+        return faulty
+
+    return Fault(
+        "idempotency_key_ignored",
+        "a workflow run request that ignores its Idempotency-Key (a retry runs twice)",
+        "createWorkflowRun",
+        handlers=_handler("createWorkflowRun", wrap),
+    )
+
+
 FAULTS: tuple[Fault, ...] = (
     _skip_auth(),
     _wrong_type(),
@@ -636,6 +653,7 @@ FAULTS: tuple[Fault, ...] = (
     _agent_deleted_while_running(),
     _etag_ignored(),
     _update_not_kept(),
+    _idempotency_key_ignored(),
 )
 
 

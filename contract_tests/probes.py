@@ -12,11 +12,15 @@ bounded number of requests per declaration:
 * ``state_machine``: from every reachable state, every transition; the allowed ones are served
   and leave the declared state, the others get the declared refusal;
 * ``ownership``: a resource of another workspace (or user) addressed by someone who may call the
-  operation on their own: 404, and the resource unchanged.
+  operation on their own: 404, and the resource unchanged;
+* ``idempotency``: the same request twice with one ``Idempotency-Key`` answers the same
+  resource; the key with another body, 409 ``idempotency_key_reused``.
 """
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import replace
 from typing import Any
 
 from contract_tests import rules, spec
@@ -24,7 +28,7 @@ from contract_tests.audits import audit
 from contract_tests.checks import item_key
 from contract_tests.patches import partial_update
 from contract_tests.probing import Probe, collection_of
-from contract_tests.runner import Finding
+from contract_tests.runner import Finding, OutOfReach
 from contract_tests.world import Caller, Made, Scope, World, WorldError, evaluate
 from generated.operations import Operation
 
@@ -339,6 +343,57 @@ def run(world: World, schema: Any, name: str) -> list[Finding]:
         return ownership(world, schema, declaration)
     if isinstance(declaration, rules.Audited):
         return audit(world, schema, declaration)
+    if isinstance(declaration, rules.Idempotent):
+        return idempotency(world, schema, declaration)
     if isinstance(declaration, str):
         return partial_update(world, schema, declaration)
     return [Finding("declared_rules", name, "not declared in the served document")]
+
+
+# ── idempotency ───────────────────────────────────────────────────────────────────────────────
+
+
+def idempotency(world: World, schema: Any, rule: rules.Idempotent) -> list[Finding]:
+    """One key, the same request twice: the same resource (nothing made twice); the key with
+    another body: 409 ``idempotency_key_reused``."""
+    probe = Probe(world, schema, "idempotency")
+    op = spec.by_id(rule.operation_id)
+    scope = world.new_scope()
+    caller = world.allowed_caller(op, scope)
+    request = world.build_request(op, caller, scope, fresh_last=False)
+    if request.refusal is not None:
+        raise OutOfReach(f"{spec.label(op)}: {request.refusal.why}")
+    key = {"Idempotency-Key": f"probe-{secrets.token_hex(8)}"}
+    first = probe.send_request(replace(request, extra_headers=key))
+    if first.status_code not in spec.success_statuses(op):
+        raise OutOfReach(f"{spec.label(op)} did not succeed here ({first.status_code})")
+    again = probe.send_request(replace(request, extra_headers=key))
+    if not probe.succeeded(again, op, "the same request with the same Idempotency-Key"):
+        return probe.findings
+    made, repeated = _identity(first), _identity(again)
+    if made != repeated:
+        probe.fail(
+            op,
+            f"the same request with the same Idempotency-Key made another resource: "
+            f"{made} then {repeated}",
+        )
+    other = world.build_request(op, caller, scope, fresh_last=False)
+    if other.body != request.body and other.path == request.path:
+        reused = probe.send_request(replace(other, extra_headers=key))
+        probe.refused(reused, op, 409, "idempotency_key_reused", "The key came with another body.")
+    return probe.findings
+
+
+def _identity(response: Any) -> dict[str, Any]:
+    """What names the resource an answer is about: its top-level ids and its ``Location``."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    found = {
+        name: value
+        for name, value in (body.items() if isinstance(body, dict) else ())
+        if (name == "id" or name.endswith("_id")) and isinstance(value, str)
+    }
+    location = response.headers.get("Location")
+    return {**found, "Location": location} if location else found

@@ -115,6 +115,15 @@ class Audited:
 
 
 @dataclass(frozen=True)
+class Idempotent:
+    """An operation that takes an ``Idempotency-Key`` header: repeated with the same key and
+    body it answers the first request's resource; with another body, 409
+    ``idempotency_key_reused``."""
+
+    operation_id: str
+
+
+@dataclass(frozen=True)
 class Owned:
     """An operation addressing a resource that a workspace or a user owns."""
 
@@ -276,6 +285,24 @@ def partial_updates(doc: Document) -> list[str]:
     return result
 
 
+IDEMPOTENCY_HEADER = "idempotency-key"
+
+
+def idempotent(doc: Document) -> list[Idempotent]:
+    """Every operation with an ``Idempotency-Key`` header parameter (the header's convention)."""
+    result = []
+    for _, path, definition in operations(doc):
+        shared = (doc.resolve(doc.raw["paths"][path]) or {}).get("parameters") or []
+        for parameter in [*shared, *(definition.get("parameters") or [])]:
+            resolved = doc.resolve(parameter) or {}
+            if resolved.get("in") == "header" and (
+                str(resolved.get("name", "")).lower() == IDEMPOTENCY_HEADER
+            ):
+                result.append(Idempotent(str(definition["operationId"])))
+                break
+    return result
+
+
 def declared(doc: Document, workspace_param: str = "workspace_id") -> dict[str, Any]:
     """Every declaration the suite probes, by a stable name (``grants updateMember``…)."""
     found: dict[str, Any] = {}
@@ -289,6 +316,8 @@ def declared(doc: Document, workspace_param: str = "workspace_id") -> dict[str, 
         found[f"ownership {owned.operation_id}"] = owned
     for operation_id in partial_updates(doc):
         found[f"partial_update {operation_id}"] = operation_id
+    for rule in idempotent(doc):
+        found[f"idempotency {rule.operation_id}"] = rule
     if audit_log(doc):
         for audited_rule in audited(doc):
             found[f"audit {audited_rule.operation_id}"] = audited_rule

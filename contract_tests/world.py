@@ -1070,6 +1070,7 @@ class Request:
     body: Any
     scope: Scope
     refusal: Refusal | None = None  # a success is out of reach: this is the answer instead
+    extra_headers: dict[str, str] = field(default_factory=dict)
 
     def url_path(self) -> str:
         path = spec.spec_path(self.op)
@@ -1081,7 +1082,8 @@ class Request:
         """Header parameters the request fills itself: the header that names the workspace the
         request acts in (the scope's; an API key's own may be named, another's not)."""
         name = spec.api().document.workspace_header(self.op)
-        return {name: self.scope.workspace_id} if name else {}
+        own = {name: self.scope.workspace_id} if name else {}
+        return {**own, **self.extra_headers}
 
     def media_type(self) -> str | None:
         if self.op.request_body is None:
