@@ -15,7 +15,9 @@ reads the convention from the response and the spec, never from a list of operat
   per page, ending with ``next_cursor: null``; a tampered cursor and a cursor of another list
   answer 400 ``invalid_cursor``.
 * ``list_selection``: a list's items hold the values its path and scalar filters asked for
-  (``workspace_id``, ``status``, ``role``...): no item of another workspace, no filter ignored.
+  (``workspace_id``, ``status``, ``role``...) and the ranges its ``x-gantry-filter`` parameters
+  asked for (``from``, ``to``, ``updated_since``): no item of another workspace, no filter
+  ignored.
 * ``positive_data_on_lists``: see ``schemathesis.toml``.
 * ``conditional_get``: a GET answered 200 with an ``ETag``, on an operation that documents 304,
   answers 304 (no body, the same tag) when the tag comes back in ``If-None-Match``.
@@ -179,16 +181,97 @@ def list_selection(ctx: Any, response: Any, case: Any) -> None:
         for name, value in {**(case.query or {}), **(case.path_parameters or {})}.items()
         if name not in _PAGE_PARAMETERS and isinstance(value, (str, int))
     }
+    ranges = _declared_ranges(case)
     items = json.loads(response.content).get("items") or []
     for item in items:
         if not isinstance(item, dict):
             continue
         wrong = {n: item[n] for n, v in selected.items() if n in item and str(item[n]) != str(v)}
+        for name, (field, compare) in ranges.items():
+            value = _instant((case.query or {}).get(name))
+            held = _instant(item.get(field))
+            if value is not None and held is not None and not _COMPARE[compare](held, value):
+                wrong[f"{field} (asked {name}{compare}{case.query[name]})"] = item.get(field)
         assert not wrong, (
             f"{case.operation.label}: asked for {selected}, the answer holds {item_key(item)} "
             f"with {wrong}"
         )
+    if ranges and len(items) > 1 and not _walking.get():
+        _probe_ranges(case, response, items, ranges)
     return None
+
+
+MAX_RANGE_PROBES = 2  # per process and list operation
+_range_probed: dict[str, int] = {}
+
+
+def _probe_ranges(
+    case: Any, response: Any, items: list[Any], ranges: dict[str, tuple[str, str]]
+) -> None:
+    """Ask the list again with each declared range set at the middle item's value: generated
+    instants rarely fall between the items a test has, so a filter left unread would pass."""
+    with _lock:
+        key = f"{_origin(response)} {case.operation.label}"
+        if _range_probed.get(key, 0) >= MAX_RANGE_PROBES:
+            return
+        _range_probed[key] = _range_probed.get(key, 0) + 1
+    middle = items[len(items) // 2]
+    for name, (field, compare) in ranges.items():
+        pivot = middle.get(field) if isinstance(middle, dict) else None
+        if _instant(pivot) is None:
+            continue
+        query = {k: v for k, v in (case.query or {}).items() if k != "cursor"}
+        narrowed = case.operation.Case(
+            path_parameters=dict(case.path_parameters or {}),
+            query={**query, name: pivot},
+            headers=dict(case.headers or {}),
+            cookies=dict(case.cookies or {}),
+        )
+        with walking():
+            answer = call_case(narrowed, headers=_auth_of(response))
+        assert answer.status_code == 200, (
+            f"{case.operation.label}: {name}={pivot} answered {answer.status_code}"
+        )
+        for item in answer.json().get("items") or []:
+            held = _instant(item.get(field)) if isinstance(item, dict) else None
+            assert held is None or _COMPARE[compare](held, _instant(pivot)), (  # type: ignore[arg-type]
+                f"{case.operation.label}: asked {name}={pivot} ({field} {compare}), the answer "
+                f"holds {item_key(item)} with {field}={item.get(field)}"
+            )
+
+
+_COMPARE: dict[str, Callable[[datetime, datetime], bool]] = {
+    ">=": lambda a, b: a >= b,
+    ">": lambda a, b: a > b,
+    "<=": lambda a, b: a <= b,
+    "<": lambda a, b: a < b,
+}
+
+
+def _declared_ranges(case: Any) -> dict[str, tuple[str, str]]:
+    """The query parameters of the case's operation that declare ``x-gantry-filter``: name ->
+    (item field, comparison)."""
+    doc = document_of(case)
+    found: dict[str, tuple[str, str]] = {}
+    for parameter in case.operation.definition.raw.get("parameters") or []:
+        resolved = doc.resolve(parameter) or {}
+        declared = resolved.get("x-gantry-filter")
+        if resolved.get("in") == "query" and isinstance(declared, dict):
+            compare = str(declared.get("compare", ">="))
+            if compare in _COMPARE and declared.get("field"):
+                found[str(resolved["name"])] = (str(declared["field"]), compare)
+    return found
+
+
+def _instant(value: Any) -> datetime | None:
+    """An RFC 3339 instant, or None for anything else (the schema checks speak of those)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 # ── pagination ────────────────────────────────────────────────────────────────────────────────

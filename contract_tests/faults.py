@@ -628,6 +628,22 @@ def _idempotency_key_ignored() -> Fault:
     )
 
 
+def _audit_from_ignored() -> Fault:
+    def wrap(handler: Any) -> Any:
+        def faulty(req: Any) -> Any:
+            req.query = {k: v for k, v in req.query.items() if k != "from"}  # never read
+            return handler(req)
+
+        return faulty
+
+    return Fault(
+        "audit_from_ignored",
+        "an audit log that ignores its `from` filter",
+        "listAuditLog",
+        handlers=_handler("listAuditLog", wrap),
+    )
+
+
 FAULTS: tuple[Fault, ...] = (
     _skip_auth(),
     _wrong_type(),
@@ -654,6 +670,7 @@ FAULTS: tuple[Fault, ...] = (
     _etag_ignored(),
     _update_not_kept(),
     _idempotency_key_ignored(),
+    _audit_from_ignored(),
 )
 
 
