@@ -33,6 +33,7 @@ __all__ = [
     "CREDENTIAL_STATUSES",
     "ROLE_GRANTS",
     "SCOPE_CAPS",
+    "SCOPE_ROLES",
     "SESSION_ABSOLUTE_TTL",
     "SESSION_IDLE_TTL",
     "USER_STATUSES",
@@ -104,3 +105,22 @@ def _session_lifetimes() -> tuple[timedelta, timedelta]:
 # A cookie session ends when unused for the idle lifetime (each use extends it), and at the
 # absolute lifetime after sign-in whatever its use.
 SESSION_IDLE_TTL, SESSION_ABSOLUTE_TTL = _session_lifetimes()
+
+
+def _scope_roles() -> Mapping[str, str]:
+    text = resources.files(generated).joinpath("openapi.json").read_text(encoding="utf-8")
+    schemes = json.loads(text).get("components", {}).get("securitySchemes", {})
+    roles: dict[str, str] = {}
+    for name, scheme in schemes.items():
+        scope, role = scheme.get("x-gantry-scope"), scheme.get("x-gantry-scope-role")
+        if scope is None or role is None:
+            continue
+        if role not in WORKSPACE_ROLES or roles.get(scope, role) != role:
+            raise ValueError(f"securitySchemes.{name}: x-gantry-scope-role {role!r} for {scope!r}")
+        roles[scope] = role
+    return MappingProxyType(roles)
+
+
+# The least workspace role a credential needs where a scope's security schemes are its whole
+# permission (``x-gantry-scope-role``): the AI gateway's ``gateway`` scope, say.
+SCOPE_ROLES: Mapping[str, str] = _scope_roles()

@@ -17,8 +17,10 @@ from server.domain.unit import UnitOfWork
 from server.gateway.config import RouteConfig
 from server.gateway.engine import Caller
 from server.storage.workspaces import get_member_role
+from server.vocabulary import SCOPE_ROLES
 
-LEAST_ROLE = "operator"
+# The spec declares it on the data plane's security schemes (``x-gantry-scope-role``).
+LEAST_ROLE = SCOPE_ROLES["gateway"]
 
 
 def gateway_caller(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.domain import roles
+from server.domain import gateway_access, roles
 from server.storage.models import ApiKey, Membership, User
 from server.vocabulary import (
     API_KEY_ROLES,
     ROLE_GRANTS,
     SCOPE_CAPS,
+    SCOPE_ROLES,
     USER_STATUSES,
     WORKSPACE_ROLES,
 )
@@ -29,6 +30,11 @@ def test_the_vocabulary_is_the_specs(spec_document: dict[str, Any]) -> None:
     assert {role: set(granted) for role, granted in ROLE_GRANTS.items()} == {
         role: set(granted) for role, granted in declared.items()
     }
+    schemes = spec_document["components"]["securitySchemes"].values()
+    assert dict(SCOPE_ROLES) == {
+        s["x-gantry-scope"]: s["x-gantry-scope-role"] for s in schemes if "x-gantry-scope" in s
+    }
+    assert SCOPE_ROLES["gateway"] == gateway_access.LEAST_ROLE
 
 
 def test_the_runtime_ranks_roles_in_the_specs_order() -> None:
