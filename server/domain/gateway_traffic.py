@@ -27,9 +27,10 @@ from server.storage.gateway_traffic import GatewayRequest
 log = logging.getLogger("gantry.gateway")
 
 
-def log_row(call: CallRecord) -> GatewayRequest:
+def log_row(call: CallRecord) -> dict[str, Any]:
+    """The log entry of ``call``, by ``GatewayRequest`` column."""
     usage = call.usage
-    return GatewayRequest(
+    return dict(
         id=call.id,
         workspace_id=call.workspace_id,
         credential_id=call.credential_id,
@@ -85,7 +86,7 @@ class LogRecorder:
 
     def _write(self, finished: Iterable[Finished]) -> None:
         finished = list(finished)
-        rows = [log_row(one.call) for one in finished]  # built before the write lock is taken
+        rows = [log_row(one.call) for one in finished]  # made before the write lock is taken
         with unit_of_work(self.sessions) as uow:
             traffic.add_requests(uow.db, rows)
             for one in finished:

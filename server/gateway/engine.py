@@ -89,6 +89,7 @@ class Engine:
         cache: CacheStore,
         recorder: Recorder,
         queue: Recorder | None = None,
+        database_idle: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
         keep_alive_s: float = KEEP_ALIVE_S,
@@ -99,6 +100,8 @@ class Engine:
         self.recorder = recorder
         # Where ``Answer.on_sent`` hands a finished call (the recorder itself without one).
         self.queue = queue or recorder
+        # Told when a call has done its database work and turns to its upstreams.
+        self.database_idle = database_idle or _no_op
         self.clock = clock
         self.rng = rng or random.Random()
         self.keep_alive_s = keep_alive_s
@@ -162,6 +165,7 @@ class Engine:
                     param="model",
                 )
             order = routing.attempt_order(route, self.rng)
+            self.database_idle()
             if request.stream:
                 headers["X-Cache"] = "BYPASS"
                 return self._stream(api, request, order, headers, record, started)
@@ -267,24 +271,35 @@ class Engine:
                 _close(events)
                 raise
             state = _StreamState(record, started, backend.provider.type)
-            resumed = _resume(early, events)
-            frames = self._frames(api, request, resumed, state)
+            frames = self._frames(api, request, self._paced(early, events, state), state)
             return Answer(
                 200,
                 {**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
                 frames=frames,
-                on_close=functools.partial(self._finish_stream, state, resumed, self.recorder),
-                on_sent=functools.partial(self._finish_stream, state, resumed, self.queue),
+                on_close=functools.partial(self._finish_stream, state, events, self.recorder),
+                on_sent=functools.partial(self._finish_stream, state, events, self.queue),
             )
         raise last or _no_backend()
 
+    def _paced(
+        self, early: list[StreamEvent], events: Iterator[StreamEvent], state: _StreamState
+    ) -> Iterator[StreamEvent | None]:
+        """The events already read, at once (the first byte waits for no thread), then the
+        rest through a pump (``None``: time for a keep-alive comment)."""
+        yield from early
+        pump = _Pump(events, self.keep_alive_s)
+        state.pump = pump
+        yield from pump
+
     def _frames(
-        self, api: Api, request: ChatRequest, events: Iterator[StreamEvent], state: _StreamState
+        self,
+        api: Api,
+        request: ChatRequest,
+        items: Iterator[StreamEvent | None],
+        state: _StreamState,
     ) -> Iterator[bytes]:
         """The client's SSE frames for the upstream's events (see the module doc)."""
         created = int(time.time())
-        pump = _Pump(events, self.keep_alive_s)
-        state.pump = pump
         openai = (
             openai_wire.StreamWriter(
                 id=_completion_id(),
@@ -304,7 +319,7 @@ class Engine:
         )
         started = False
         try:
-            for item in pump:
+            for item in items:
                 if item is None:
                     yield sse.KEEP_ALIVE
                     continue
@@ -468,11 +483,13 @@ class Engine:
         save: CachedAnswer | None = None,
         cache_hit: str | None = None,
     ) -> tuple[Callable[[], None], Callable[[], None]]:
-        """An answer's ``on_close`` and ``on_sent`` for ``record``."""
-        return (
-            self._closer(self.recorder, record, started, save, cache_hit),
-            self._closer(self.queue, record, started, save, cache_hit),
-        )
+        """An answer's ``on_close`` and ``on_sent`` for ``record``. A call that stored or hit
+        a cache entry is written at once either way: the next identical call, maybe on the same
+        connection, must find the entry, and the cache's statistics count the hit."""
+        close = self._closer(self.recorder, record, started, save, cache_hit)
+        if save is not None or cache_hit is not None:
+            return close, close
+        return close, self._closer(self.queue, record, started)
 
     @staticmethod
     def _closer(
@@ -551,15 +568,6 @@ class _Pump:
 
     def close(self) -> None:
         self.stopped.set()
-
-
-def _resume(early: list[StreamEvent], events: Iterator[StreamEvent]) -> Iterator[StreamEvent]:
-    """The events already read, then the rest; closing it closes the upstream stream."""
-    try:
-        yield from early
-        yield from events
-    finally:
-        _close(events)
 
 
 def _close(events: Iterable[Any]) -> None:

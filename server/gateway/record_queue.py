@@ -1,17 +1,24 @@
 """The request log's background writer: calls are written after their responses, off the
-threads that serve clients.
+threads that serve clients, many to a transaction.
 
-A ``RecordQueue`` is a ``Recorder`` that only queues: a thread of its own takes the finished
-calls in the order they were queued and hands them to a ``BatchRecorder``, as many as are
-waiting (up to ``batch``) at a time, so under load one transaction writes many entries. A
-thread that serves a keep-alive connection goes back to reading the client's next request at
-once, instead of first taking the database's write lock for the log.
+A ``RecordQueue`` is a ``Recorder`` that only queues. A thread of its own takes the finished
+calls in the order they were queued and hands them to a ``BatchRecorder`` together: the calls
+that finish within ``linger`` seconds of the first one (at most ``batch`` of them) share one
+transaction. A thread that serves a keep-alive connection goes back to the client's next
+request at once, and a busy server opens one log transaction per batch, not one per call.
+
+When the batch is written matters on SQLite, where every writer takes the one database lock
+and a writer that finds it taken sleeps a millisecond or more before it tries again: a log
+write that begins as a request of the same process reaches for the lock delays that request by
+such a sleep. So the writer then waits, up to ``idle_wait`` seconds, for ``database_idle``: the
+engine's word that a call has done its database work and now waits on an upstream.
 
 Nothing queued is lost on a normal shutdown: ``close`` (run at interpreter exit, and by tests)
-writes what is queued before it returns. The writer thread is started by the first call of
-each process (a forked child starts afresh), so a server that builds its app before forking
-its workers gets one writer per worker. When the writer falls far behind (``capacity`` calls
-queued), a call waits for room rather than dropping its entry.
+writes what is queued before it returns, and ``flush`` writes it without waiting. The writer
+thread is started by the first call of each process (a forked child starts afresh), so a
+server that builds its app before forking its workers gets one writer per worker. When the
+writer falls far behind (``capacity`` calls queued), a call waits for room rather than
+dropping its entry.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import logging
 import os
 import queue
 import threading
+import time
 import weakref
 from collections.abc import Sequence
 from typing import Protocol
@@ -30,8 +38,10 @@ from server.gateway.record import CallRecord, Finished
 
 log = logging.getLogger("gantry.gateway")
 
-BATCH = 64
+BATCH = 100
 CAPACITY = 10_000
+LINGER_S = 0.05
+IDLE_WAIT_S = 0.02
 CLOSE_TIMEOUT_S = 10.0
 
 
@@ -41,29 +51,42 @@ class BatchRecorder(Protocol):
     def record_all(self, finished: Sequence[Finished]) -> None: ...
 
 
-_STOP = object()
+class _Signal:
+    """A marker in the queue: write what came before it now (``flush``), then stop (``close``)."""
+
+    def __init__(self, *, stop: bool) -> None:
+        self.stop = stop
 
 
 class RecordQueue:
     """``Recorder`` that queues each call for a writer thread (see the module doc)."""
 
     def __init__(
-        self, target: BatchRecorder, *, batch: int = BATCH, capacity: int = CAPACITY
+        self,
+        target: BatchRecorder,
+        *,
+        batch: int = BATCH,
+        linger: float = LINGER_S,
+        idle_wait: float = IDLE_WAIT_S,
+        capacity: int = CAPACITY,
     ) -> None:
         self.target = target
         self.batch = batch
+        self.linger = linger
+        self.idle_wait = idle_wait
         self.capacity = capacity
         self._reset()
         _QUEUES.add(self)
 
     def _reset(self) -> None:
         """Fresh state (a forked child inherits its parent's queue, but not its thread)."""
-        self._items: queue.Queue[object] = queue.Queue(maxsize=self.capacity)
+        self._items: queue.Queue[Finished | _Signal] = queue.Queue(maxsize=self.capacity)
         self._lock = threading.Lock()
         self._written = threading.Condition(self._lock)
         self._queued = 0
         self._done = 0
         self._thread: threading.Thread | None = None
+        self._idle = threading.Event()
 
     def record(
         self, call: CallRecord, *, cache_save: CachedAnswer | None, cache_hit: str | None
@@ -73,11 +96,18 @@ class RecordQueue:
             self._queued += 1
         self._items.put(Finished(call, cache_save, cache_hit))
 
+    def database_idle(self) -> None:
+        """A call of this process has done its database work for now: a moment to write."""
+        self._idle.set()
+
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every call queued so far is written; ``False`` if ``timeout`` passed
-        first."""
+        """Write every call queued so far, now; ``False`` if ``timeout`` passed first."""
         with self._lock:
             target = self._queued
+            if self._done >= target:
+                return True
+        self._items.put(_Signal(stop=False))
+        with self._lock:
             return self._written.wait_for(lambda: self._done >= target, timeout)
 
     def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
@@ -87,7 +117,7 @@ class RecordQueue:
             self._thread = None
         if thread is None:
             return
-        self._items.put(_STOP)
+        self._items.put(_Signal(stop=True))
         thread.join(timeout)
         if thread.is_alive():
             log.warning("the gateway's request log writer did not finish within %s s", timeout)
@@ -102,25 +132,38 @@ class RecordQueue:
                 )
                 self._thread.start()
 
-    def _drain(self, items: queue.Queue[object]) -> None:
+    def _drain(self, items: queue.Queue[Finished | _Signal]) -> None:
         while True:
             first = items.get()
-            if first is _STOP:
+            if isinstance(first, _Signal):
+                if first.stop:
+                    return
+                continue
+            batch, signal = self._collect(items, first)
+            if signal is None:
+                self._idle.clear()
+                self._idle.wait(self.idle_wait)
+            self._write(batch)
+            if signal is not None and signal.stop:
                 return
-            batch = [first]
-            stop = False
-            while len(batch) < self.batch:
-                try:
-                    item = items.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stop = True
-                    break
-                batch.append(item)
-            self._write([item for item in batch if isinstance(item, Finished)])
-            if stop:
-                return
+
+    def _collect(
+        self, items: queue.Queue[Finished | _Signal], first: Finished
+    ) -> tuple[list[Finished], _Signal | None]:
+        """The calls that follow ``first`` within ``linger`` (up to ``batch``), and the signal
+        that cut the wait short, if one did."""
+        batch = [first]
+        deadline = time.monotonic() + self.linger
+        while len(batch) < self.batch:
+            remaining = deadline - time.monotonic()
+            try:
+                item = items.get(timeout=remaining) if remaining > 0 else items.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Signal):
+                return batch, item
+            batch.append(item)
+        return batch, None
 
     def _write(self, batch: list[Finished]) -> None:
         try:

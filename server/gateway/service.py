@@ -37,6 +37,7 @@ def build_engine(
 ) -> Engine:
     cache = cache_store(config, read_sessions)
     recorder = LogRecorder(write_sessions, cache)
+    queue = RecordQueue(recorder)
     return Engine(
         upstreams=upstreams(new_http_client(), LocalUpstream()),
         limiter=GatewayLimiter(
@@ -44,6 +45,7 @@ def build_engine(
         ),
         cache=cache,
         recorder=recorder,
-        queue=RecordQueue(recorder),
+        queue=queue,
+        database_idle=queue.database_idle,
         keep_alive_s=config.gateway_keep_alive_s,
     )

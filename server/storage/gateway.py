@@ -19,7 +19,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, String, case, delete, exists, func, literal, or_, select, tuple_
+from sqlalchemy import (
+    Select,
+    String,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -177,12 +189,15 @@ def list_routes(
     return session.scalars(stmt).all()
 
 
+# Read on every gateway call: built once (building a statement costs as much as running it).
+_CONFIG_VERSION = select(GatewayConfigVersion.version).where(
+    GatewayConfigVersion.workspace_id == bindparam("workspace_id")
+)
+
+
 def config_version(session: Session, workspace_id: str) -> int:
     """The workspace's gateway configuration version (0 before its first change)."""
-    stmt = select(GatewayConfigVersion.version).where(
-        GatewayConfigVersion.workspace_id == workspace_id
-    )
-    return int(session.scalar(stmt) or 0)
+    return int(session.scalar(_CONFIG_VERSION, {"workspace_id": workspace_id}) or 0)
 
 
 def bump_config_version(session: Session, workspace_id: str) -> None:

@@ -12,7 +12,7 @@ expired entries are never served or listed and are deleted as new entries are st
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     delete,
     func,
+    insert,
     select,
     update,
 )
@@ -253,10 +254,10 @@ def cache_totals(session: Session, workspace_id: str, now: datetime) -> tuple[in
 # ── the request log ─────────────────────────────────────────────────────────────────────────
 
 
-def add_requests(session: Session, rows: Sequence[GatewayRequest]) -> None:
-    """Log entries, inserted in one flush."""
-    session.add_all(rows)
-    session.flush()
+def add_requests(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Log entries (``GatewayRequest`` column values), in one bulk insert."""
+    if rows:
+        session.execute(insert(GatewayRequest), list(rows))
 
 
 def _request_filters(workspace_id: str, filters: dict[str, Any]) -> list[Any]:

@@ -18,13 +18,24 @@ from __future__ import annotations
 import hashlib
 import time
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, text
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, text
 
 from server.storage.models import RateLimitHit
 
 SWEEP_EVERY = 60.0
 
 _HIT = RateLimitHit
+# Built once: the AI gateway takes a hit on every call, and building a statement costs about as
+# much as running it on SQLite.
+_IN_WINDOW = select(func.count(), func.min(_HIT.at), func.max(_HIT.at)).where(
+    _HIT.key == bindparam("key"), _HIT.at > bindparam("since")
+)
+_ADD = insert(_HIT)
+_EXPIRED_OF_KEY = delete(_HIT).where(
+    _HIT.key == bindparam("key"), _HIT.expires_at <= bindparam("now")
+)
+_EXPIRED = delete(_HIT).where(_HIT.expires_at <= bindparam("now"))
+_PG_LOCK = text("SELECT pg_advisory_xact_lock(:id)")
 
 
 def _advisory_key(key: str) -> int:
@@ -51,25 +62,21 @@ class SqlRateLimitStore:
         with self.engine.connect() as connection:
             self._lock(connection, key)
             count, oldest, newest = connection.execute(
-                select(func.count(), func.min(_HIT.at), func.max(_HIT.at)).where(
-                    _HIT.key == key, _HIT.at > now - window
-                )
+                _IN_WINDOW, {"key": key, "since": now - window}
             ).one()
             if count >= limit:
                 connection.rollback()
                 wait = window if oldest is None else float(oldest) + window - now
                 return wait, count, None if newest is None else float(newest) + window
-            connection.execute(insert(_HIT).values(key=key, at=now, expires_at=now + window))
-            connection.execute(delete(_HIT).where(_HIT.key == key, _HIT.expires_at <= now))
+            connection.execute(_ADD, {"key": key, "at": now, "expires_at": now + window})
+            connection.execute(_EXPIRED_OF_KEY, {"key": key, "now": now})
             self._sweep(connection, now)
             connection.commit()
         return None, count + 1, now + window
 
     def _lock(self, connection: Connection, key: str) -> None:
         if connection.dialect.name == "postgresql":
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(:id)"), {"id": _advisory_key(key)}
-            )
+            connection.execute(_PG_LOCK, {"id": _advisory_key(key)})
         # SQLite: the write engine's transaction began with the write lock already.
 
     def _sweep(self, connection: Connection, now: float) -> None:
@@ -78,4 +85,4 @@ class SqlRateLimitStore:
         if tick < self._next_sweep:
             return
         self._next_sweep = tick + self.sweep_every
-        connection.execute(delete(_HIT).where(_HIT.expires_at <= now))
+        connection.execute(_EXPIRED, {"now": now})

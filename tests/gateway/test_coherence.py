@@ -78,9 +78,7 @@ def cluster(
         return compile_routes(uow, workspace_id, **kwargs)
 
     monkeypatch.setattr(gateway_config, "load_routes", counted)
-    yield Cluster(
-        Node(first.app, first.admin, key), Node(second.app, second.admin, key), ws, loads
-    )
+    yield Cluster(Node(first.app, first.admin, key), Node(second.app, second.admin, key), ws, loads)
     for app in (first.app, second.app):
         app.extensions["gantry"].gateway.queue.close()
 

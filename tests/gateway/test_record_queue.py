@@ -12,9 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from server.gateway.engine import Caller, Engine
+from server.gateway.local import LocalUpstream
+from server.gateway.ratelimit import GatewayLimiter, Quota
 from server.gateway.record import CallRecord, Finished
 from server.gateway.record_queue import RecordQueue
 from tests.conftest import AppFactory
+from tests.gateway.conftest import MemoryCache, MemoryHits, MemoryRecorder, backend, provider
+from tests.gateway.conftest import route as route_of
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -100,6 +105,39 @@ for n in range(50):
 """
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
     assert out.read_text().split() == [f"gwr_{n}" for n in range(50)]
+
+
+def test_what_an_http_server_runs_queues_the_log_entry_unless_the_cache_was_used() -> None:
+    cache = MemoryCache()
+    now, later = MemoryRecorder(cache=cache), MemoryRecorder(cache=cache)
+    idle: list[bool] = []
+    engine = Engine(
+        upstreams={"local": LocalUpstream()},
+        limiter=GatewayLimiter(MemoryHits(), Quota(120, 20), clock=lambda: 1000.0),
+        cache=cache,
+        recorder=now,
+        queue=later,
+        database_idle=lambda: idle.append(True),
+        clock=lambda: NOW,
+    )
+    caller = Caller(workspace_id="ws_1", credential_id="key_1")
+    plain = [route_of(backend(provider("local"), "local-1"), patterns=("plain",))]
+    cached = [route_of(backend(provider("local"), "local-1"), patterns=("cached",), cache=True)]
+
+    def send(model: str, routes: Any, **extra: Any) -> None:
+        body = {"model": model, "messages": [{"role": "user", "content": "hi"}], **extra}
+        answer = engine.serve("openai", caller, body, routes)
+        if answer.frames is not None:
+            b"".join(answer.frames)
+        answer.after_sending()()
+
+    send("plain", plain)
+    send("plain", plain, stream=True)
+    assert ([c.stream for c in later.calls], now.calls) == ([False, True], [])
+    send("cached", cached)  # stored in the cache: written at once
+    send("cached", cached)  # a hit: written at once
+    assert [c.cache for c in now.calls] == ["MISS", "HIT"] and len(later.calls) == 2
+    assert idle == [True] * 4  # each call, once its database work was done
 
 
 def test_a_gateway_calls_log_entry_is_queued_then_written(

@@ -66,11 +66,13 @@ class Scene:
             base_url=f"{self.server.api_url}/llm", api_key=self.key, max_retries=0, **kwargs
         )
 
-    def logged(self, count: int) -> list[dict[str, Any]]:
-        """The newest ``count`` request-log entries (written just after each response)."""
+    def logged(self, count: int, model: str) -> list[dict[str, Any]]:
+        """The newest ``count`` request-log entries of calls for ``model`` (written shortly
+        after each response, by each worker's log writer)."""
         deadline = time.monotonic() + PROMPT_S
         while True:
-            items = self.admin("GET", f"/workspaces/{self.workspace_id}/gateway/requests")["items"]
+            path = f"/workspaces/{self.workspace_id}/gateway/requests?model={model}"
+            items = self.admin("GET", path)["items"]
             if len(items) >= count or time.monotonic() > deadline:
                 return list(items[:count])
             time.sleep(0.05)
@@ -379,7 +381,7 @@ def test_usage_is_equal_streamed_or_not_and_counts_cached_tokens_once(scene: Sce
     assert whole.usage is not None and whole.usage.prompt_tokens == 90
     # No include_usage: the gateway still records the stream's usage.
     list(client.chat.completions.create(model="claude-u", messages=messages, stream=True))
-    streamed, plain = scene.logged(2)
+    streamed, plain = scene.logged(2, "claude-u")
     for entry in (streamed, plain):
         assert (entry["prompt_tokens"], entry["cached_tokens"], entry["completion_tokens"]) == (
             90,
