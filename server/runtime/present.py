@@ -81,6 +81,8 @@ class Presenter:
         nullable = _non_null_branch(schema)
         if nullable is not None:
             inner = self.shape(nullable)
+            if inner is _plain or inner is _plain_list:
+                return inner  # both answer None as None
             return lambda value: None if value is None else inner(value)
         if "allOf" in schema:
             merged = self._merge_all_of(schema)
@@ -143,23 +145,32 @@ def _compiled_object(fields: list[tuple[str, Shape | None, Any]], keep_extra: bo
     """The shape of an object schema, as straight-line code (no loop over the fields): the
     presenter runs once per item of every page, and this is its inner loop. Field names enter
     the code as ``repr`` literals, defaults and nested shapes as bound names, so no value of
-    the document is ever evaluated."""
+    the document is ever evaluated.
+
+    A field the schema does not structure is passed through as it is: the JSON encoder writes
+    what a handler may hold there (a datetime, a pydantic model, a tuple). So a mapping that
+    holds only such fields, none of them missing a default, is answered as it is."""
+    declared = frozenset(name for name, _, _ in fields)
+    defaulted = tuple(name for name, _, default in fields if default is not _ABSENT)
     namespace: dict[str, Any] = {
         "ABSENT": _ABSENT,
-        "SCALARS": _JSON_SCALARS,
         "plain": _plain,
         "reader": _reader,
         "Mapping": Mapping,
-        "declared": frozenset(name for name, _, _ in fields),
+        "declared": declared,
     }
-    lines = [
-        # The module's names as default arguments: fast locals instead of global lookups.
-        "def shape(value, ABSENT=ABSENT, SCALARS=SCALARS, plain=plain, dict=dict):",
-        "    if value is None:",
-        "        return None",
-        "    get = value.get if type(value) is dict else reader(value)",
-        "    body = {}",
-    ]
+    lines = ["def shape(value, ABSENT=ABSENT, dict=dict, declared=declared):"]
+    lines += ["    if value is None:", "    " * 2 + "return None"]
+    flat = all(field_shape in (None, _plain_list) for _, field_shape, _ in fields)
+    if flat and not keep_extra:
+        present = " and ".join(f"value.get({name!r}) is not None" for name in defaulted)
+        lines += [
+            "    if type(value) is dict and value.keys() <= declared"
+            + (f" and {present}" if present else "")
+            + ":",
+            "        return value",
+        ]
+    lines += ["    get = value.get if type(value) is dict else reader(value)", "    body = {}"]
     for index, (name, field_shape, default) in enumerate(fields):
         key = repr(name)
         lines.append(f"    item = get({key}, ABSENT)")
@@ -170,13 +181,8 @@ def _compiled_object(fields: list[tuple[str, Shape | None, Any]], keep_extra: bo
             namespace[f"default_{index}"] = default
             lines.append(f"    if item is ABSENT or item is None:\n        item = default_{index}")
             indent = "    "
-        if field_shape is None:
-            lines.append(f"{indent}body[{key}] = item if type(item) in SCALARS else plain(item)")
-        elif field_shape is _plain_list:  # inlined: arrays of scalars are common (tags)
-            lines.append(
-                f"{indent}body[{key}] = None if item is None else "
-                "[x if type(x) in SCALARS else plain(x) for x in item]"
-            )
+        if field_shape is None or field_shape is _plain_list:
+            lines.append(f"{indent}body[{key}] = item")
         else:
             namespace[f"shape_{index}"] = field_shape
             lines.append(f"{indent}body[{key}] = shape_{index}(item)")
@@ -185,7 +191,7 @@ def _compiled_object(fields: list[tuple[str, Shape | None, Any]], keep_extra: bo
             "    if isinstance(value, Mapping):",
             "        for key, item in value.items():",
             "            if key not in declared:",
-            "                body[str(key)] = plain(item)",
+            "                body[str(key)] = item",
         ]
     lines.append("    return body")
     exec(compile("\n".join(lines), "<present>", "exec"), namespace)
@@ -193,13 +199,9 @@ def _compiled_object(fields: list[tuple[str, Shape | None, Any]], keep_extra: bo
     return shape
 
 
-_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
 def _plain_list(value: Any) -> Any:
-    if value is None:
-        return None
-    return [item if type(item) in _JSON_SCALARS else _plain(item) for item in value]
+    """An array of values the schema does not structure: as it is (the encoder writes them)."""
+    return value
 
 
 def _reader(value: Any) -> Callable[[str, Any], Any]:
