@@ -132,7 +132,7 @@ def submit_input(uow: UnitOfWork, workspace_id: str, run_id: str, answer: Any) -
         # a rejected approval as succeeded while the run waits to be picked up again.
         rejected = step.type == "approval" and _rejects(answer)
         step.status = "failed" if rejected else "succeeded"
-        step.error = APPROVAL_REJECTED if rejected else None
+        step.error = dict(APPROVAL_REJECTED) if rejected else None
         step.output = answer
         step.finished_at = uow.now
         step.updated_at = uow.now
