@@ -557,37 +557,41 @@ def _ended_run_cancelled_again() -> Fault:
     )
 
 
-def _agent_deleted_while_running() -> Fault:
+def _line_replaced(
+    name: str, what: str, operation_id: str, module: Any, attribute: str, stand_in: Any
+) -> Fault:
+    """A fault that is one function of the server replaced (as a line deleted or negated would
+    replace it) while ``operation_id``'s handler runs."""
+
     def wrap(handler: Any) -> Any:
         def faulty(req: Any) -> Any:
-            # The line that refuses while runs are active, gone.
-            with mock.patch.object(agents, "refuse_while_active", lambda *args: None):
+            with mock.patch.object(module, attribute, stand_in):
                 return handler(req)
 
         return faulty
 
-    return Fault(
+    return Fault(name, what, operation_id, handlers=_handler(operation_id, wrap))
+
+
+def _agent_deleted_while_running() -> Fault:
+    return _line_replaced(  # the check that refuses while runs are active, gone
         "agent_deleted_while_running",
         "an agent with a queued run deleted (204) instead of 409 has_active_runs",
         "deleteAgent",
-        handlers=_handler("deleteAgent", wrap),
+        agents,
+        "refuse_while_active",
+        lambda *args: None,
     )
 
 
 def _etag_ignored() -> Fault:
-    def wrap(handler: Any) -> Any:
-        def faulty(req: Any) -> Any:
-            # The revalidation never matches: every fetch sends the whole content again.
-            with mock.patch.object(sdk_handlers, "_matches", lambda *args: False):
-                return handler(req)
-
-        return faulty
-
-    return Fault(
+    return _line_replaced(  # the revalidation never matches: every fetch sends it all again
         "etag_ignored",
         "an SDK fetch that answers 200 with the content to the If-None-Match of its own ETag",
         "fetchSdkPrompt",
-        handlers=_handler("fetchSdkPrompt", wrap),
+        sdk_handlers,
+        "_matches",
+        lambda *args: False,
     )
 
 
