@@ -183,6 +183,7 @@ def enqueue(uow: UnitOfWork, new: NewRun, policy: QueuePolicy = DEFAULT_POLICY) 
     """Store a queued run, or, for an ``Idempotency-Key`` seen within 24 h on the same source,
     the run it created (409 ``idempotency_key_reused`` if the request differed)."""
     if new.idempotency_key is not None:
+        run_rows.hold_keys(uow.db, new.workspace_id)
         earlier = _keyed_run(uow, new)
         if earlier is not None:
             return Enqueued(earlier, replayed=True)

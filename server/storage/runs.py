@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from server.storage.common import Cursor, Order, apply_keyset
 from server.storage.gateway_models import GatewayBackend
 from server.storage.gateway_traffic import GatewayRequest
+from server.storage.models import Workspace
 from server.storage.run_models import CLAIMABLE, Artifact, Run, RunLog, RunStep, RunTransition
 
 __all__ = [
@@ -92,6 +93,15 @@ def lock_if_free(db: Session, run_id: str) -> Run | None:
     if _is_postgresql(db):
         stmt = stmt.with_for_update(skip_locked=True)
     return db.scalars(stmt.execution_options(populate_existing=True)).first()
+
+
+def hold_keys(db: Session, workspace_id: str) -> None:
+    """Serialize the keyed run creations of a workspace until the transaction ends: the
+    unique index cannot hold a key whose run names no source (``NULL`` is distinct from
+    ``NULL``), a playground template's say. On PostgreSQL the workspace row is locked; on
+    SQLite the caller's write transaction already holds the database."""
+    if _is_postgresql(db):
+        db.execute(select(Workspace.id).where(Workspace.id == workspace_id).with_for_update())
 
 
 def add_keyed(db: Session, run: Run) -> bool:

@@ -222,6 +222,25 @@ def test_idempotency_key_replays_or_refuses(queue: Queue) -> None:
     assert enqueue(queue, idempotency_key="k1", request_fingerprint="b") != first
 
 
+def test_one_key_sent_at_once_by_many_makes_one_run(queue: Queue) -> None:
+    start = threading.Barrier(6)
+
+    def send(_: int) -> str:
+        start.wait()
+        try:
+            return enqueue(queue, idempotency_key="same", request_fingerprint="a")
+        except Conflict as refused:  # the first is still being made: the client retries
+            assert refused.code == "request_in_progress"
+            return "in progress"
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = set(pool.map(send, range(6)))
+    made = answers - {"in progress"}
+    assert len(made) == 1, answers
+    with queue.database.session() as s:
+        assert s.query(Run).filter_by(idempotency_key="same").count() == 1
+
+
 def test_concurrent_claimers_never_share_a_run(queue: Queue) -> None:
     ids = {enqueue(queue) for _ in range(40)}
     start = threading.Barrier(4)
